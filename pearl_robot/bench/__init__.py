@@ -1,0 +1,1 @@
+"""Benchmarks behind `pearl-robot bench NAME --json`."""

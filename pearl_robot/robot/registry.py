@@ -1,0 +1,69 @@
+"""``open_robot``: the one place a robot name becomes a backend.
+
+Names: ``sim``, ``mock``, ``serial:DEVICE``, ``tcp://HOST:PORT``, ``ipc://PATH``. Backends are imported
+lazily, so a mock robot needs neither MuJoCo nor pyserial to load.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from typing import Any
+
+from pearl_robot.errors import UnknownRobotError
+from pearl_robot.robot.base import Robot
+from pearl_robot.robot.spec import RobotSpec, load_spec
+
+# scheme -> "module:Class"; each class has ``from_address(address, spec, **options) -> Robot``.
+BACKENDS: dict[str, str] = {
+    "sim": "pearl_robot.robot.sim:SimRobot",
+    "mock": "pearl_robot.robot.mock:MockRobot",
+    "serial": "pearl_robot.robot.serial_robot:SerialRobot",
+    "tcp": "pearl_robot.robot.remote:RemoteRobot",
+    "ipc": "pearl_robot.robot.remote:RemoteRobot",
+}
+
+
+def parse_robot_name(name: str) -> tuple[str, str]:
+    """'serial:/dev/ttyUSB0' -> ('serial', '/dev/ttyUSB0'); 'tcp://h:1' -> ('tcp', 'tcp://h:1'); 'sim' -> ('sim', '')."""
+    if "://" in name:
+        scheme = name.split("://", 1)[0]
+        address = name
+    elif ":" in name:
+        scheme, address = name.split(":", 1)
+    else:
+        scheme, address = name, ""
+    if scheme not in BACKENDS:
+        known = "sim, mock, serial:DEVICE, tcp://HOST:PORT, ipc://PATH"
+        raise UnknownRobotError(f"unknown robot '{name}' (known: {known})")
+    if scheme == "serial" and not address:
+        raise UnknownRobotError("serial robots need a device: serial:/dev/ttyUSB0")
+    return scheme, address
+
+
+def backend_class(scheme: str) -> type[Robot]:
+    module_name, class_name = BACKENDS[scheme].split(":")
+    return getattr(importlib.import_module(module_name), class_name)
+
+
+def open_robot(
+    name: str,
+    hardware: str | os.PathLike[str] | RobotSpec | None = None,
+    *,
+    safe: bool = True,
+    safety: dict[str, Any] | None = None,
+    **options: Any,
+) -> Robot:
+    """A Robot for ``name`` on the arm described by ``hardware`` (default: the shipped arm).
+
+    The robot is wrapped in a SafeRobot unless ``safe=False``; ``safety`` passes SafeRobot options.
+    The robot is returned unconnected: use it as a context manager or call ``connect()``.
+    """
+    scheme, address = parse_robot_name(name)
+    spec = load_spec(hardware)
+    robot = backend_class(scheme).from_address(address, spec, **options)
+    if not safe:
+        return robot
+    from pearl_robot.robot.safety import SafeRobot
+
+    return SafeRobot(robot, **(safety or {}))

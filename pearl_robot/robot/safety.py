@@ -1,0 +1,252 @@
+"""SafeRobot: the safety layer every backend gets by default.
+
+Rules, applied identically on every backend:
+- position limits from the hardware YAML (targets clamped, counted);
+- a per-step change cap: each target moves at most min(max_step_rad, max_velocity * period) from the
+  last target sent (counted);
+- NaN/inf or wrong-shape commands are refused: the arm holds its last target, the event is counted;
+- a watchdog that holds the present position when no command arrives for N control periods;
+- an e-stop that latches until cleared (the arm holds, every command is refused and counted);
+- a fault in the robot's state (servo hardware error, a joint in error, lost communication) latches the e-stop.
+"""
+
+from __future__ import annotations
+
+import collections
+import threading
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+from pearl_robot.robot.base import Lifecycle, Robot, RobotState
+
+# Faults that stop the arm. A stale read is counted, and stops the arm once it persists.
+STOPPING_FAULTS = frozenset({"joint_error", "hardware_error", "comm_error", "overload", "overheating", "voltage"})
+
+
+class SafeRobot(Robot):
+    def __init__(
+        self,
+        inner: Robot,
+        *,
+        watchdog: bool | None = None,
+        watchdog_periods: int | None = None,
+        max_step_rad: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """``watchdog=None`` runs it when the backend's time passes on its own (hardware, the virtual bus,
+        a remote robot); lock-step simulations stand still between commands, so they need none."""
+        super().__init__(inner.spec)
+        self.inner = inner
+        self.clock = clock
+        spec = inner.spec
+        self.watchdog_periods = watchdog_periods or spec.safety.watchdog_periods
+        self.max_step_rad = max_step_rad or spec.safety.max_step_rad
+        self.step_cap = np.minimum(self.max_step_rad, spec.velocity_max * spec.period_s)
+        self.watchdog_enabled = inner.realtime if watchdog is None else watchdog
+        self.events: collections.Counter[str] = collections.Counter()
+        self.estop_reason: str | None = None
+        self._last_sent: np.ndarray | None = None
+        self._last_command_time = clock()
+        self._holding = False
+        self._stale_streak = 0
+        self._watchdog_thread: threading.Thread | None = None
+        self._watchdog_stop = threading.Event()
+
+    # ---- lifecycle delegates to the wrapped robot -------------------------------------------
+    @property
+    def lifecycle(self) -> Lifecycle:
+        return self.inner.lifecycle
+
+    @property
+    def realtime(self) -> bool:
+        return self.inner.realtime
+
+    @property
+    def estopped(self) -> bool:
+        return self.estop_reason is not None
+
+    def connect(self) -> SafeRobot:
+        self.inner.connect()
+        return self
+
+    def enable(self) -> None:
+        with self._io_lock:
+            if self.estopped:
+                self.events["enable_refused_estop"] += 1
+                raise_estop(self.estop_reason)
+            self.inner.enable()
+            self._last_sent = self.inner.read().position.copy()
+            self._last_command_time = self.clock()
+            self._holding = False
+        if self.watchdog_enabled:
+            self._start_watchdog()
+
+    def disable(self) -> None:
+        self._stop_watchdog()
+        with self._io_lock:
+            self.inner.disable()
+            self._last_sent = None
+
+    def close(self) -> None:
+        self._stop_watchdog()
+        with self._io_lock:
+            self.inner.close()
+
+    def __enter__(self) -> SafeRobot:
+        if self.inner.lifecycle is Lifecycle.UNCONFIGURED:
+            self.connect()
+        return self
+
+    # ---- e-stop ------------------------------------------------------------------------------
+    def estop(self, reason: str = "operator e-stop") -> None:
+        """Latch: hold the present position and refuse every command until ``clear_estop()``."""
+        with self._io_lock:
+            if self.estop_reason is None:
+                self.events["estop"] += 1
+                self.estop_reason = reason
+            self._hold_present()
+
+    def clear_estop(self) -> None:
+        with self._io_lock:
+            self.estop_reason = None
+            self._stale_streak = 0
+            if self.inner.lifecycle is Lifecycle.ACTIVE:
+                self._last_sent = self.inner.read().position.copy()
+            self._last_command_time = self.clock()
+
+    # ---- I/O ---------------------------------------------------------------------------------
+    def read(self) -> RobotState:
+        with self._io_lock:
+            state = self.inner.read()
+            self._check_faults(state)
+            return state
+
+    def _check_faults(self, state: RobotState) -> None:
+        kinds = {f.kind for f in state.faults}
+        if "stale_read" in kinds:
+            self.events["stale_read"] += 1
+            self._stale_streak += 1
+        else:
+            self._stale_streak = 0
+        stopping = kinds & STOPPING_FAULTS
+        if stopping and not self.estopped:
+            self.events["fault_stop"] += 1
+            detail = "; ".join(str(f) for f in state.faults if f.kind in stopping)
+            self.estop(f"fault: {detail}")
+        elif self._stale_streak > self.watchdog_periods and not self.estopped:
+            self.events["fault_stop"] += 1
+            self.estop(f"fault: {self._stale_streak} stale reads in a row")
+
+    def write(self, targets: np.ndarray) -> np.ndarray:
+        with self._io_lock:
+            if self.inner.lifecycle is not Lifecycle.ACTIVE:
+                return self.inner.write(targets)  # raises the lifecycle error
+            self._last_command_time = self.clock()
+            self._holding = False
+            if self.estopped:
+                self.events["command_refused_estop"] += 1
+                return self._send(self._last_sent)
+            arr = np.asarray(targets, dtype=float) if _is_numeric(targets) else None
+            if arr is None or arr.shape != (self.spec.num_joints,):
+                self.events["command_refused_shape"] += 1
+                return self._send(self._last_sent)
+            if not np.all(np.isfinite(arr)):
+                self.events["command_refused_nonfinite"] += 1
+                return self._send(self._last_sent)
+            return self._send(self._limit(arr))
+
+    def _limit(self, targets: np.ndarray) -> np.ndarray:
+        spec = self.spec
+        clamped = np.clip(targets, spec.position_min, spec.position_max)
+        if np.any(clamped != targets):
+            self.events["position_clamped"] += 1
+        reference = self._last_sent
+        capped = np.clip(clamped, reference - self.step_cap, reference + self.step_cap)
+        if np.any(capped != clamped):
+            self.events["step_capped"] += 1
+        return capped
+
+    def _send(self, targets: np.ndarray) -> np.ndarray:
+        sent = self.inner.write(targets)
+        self._last_sent = np.asarray(sent, dtype=float).copy()
+        return sent
+
+    def _hold_present(self) -> None:
+        if self.inner.lifecycle is not Lifecycle.ACTIVE:
+            return
+        present = np.clip(self.inner.read().position, self.spec.position_min, self.spec.position_max)
+        self._send(present)
+
+    # ---- watchdog ----------------------------------------------------------------------------
+    def watchdog_check(self) -> bool:
+        """Hold the present position if no command came for ``watchdog_periods``; True if it fired now."""
+        with self._io_lock:
+            if self.inner.lifecycle is not Lifecycle.ACTIVE or self._holding:
+                return False
+            if self.clock() - self._last_command_time < self.watchdog_periods * self.spec.period_s:
+                return False
+            self.events["watchdog_hold"] += 1
+            self._holding = True
+            self._hold_present()
+            return True
+
+    def _start_watchdog(self) -> None:
+        self._stop_watchdog()
+        self._watchdog_stop.clear()
+        interval = self.spec.period_s / 4
+
+        def run() -> None:
+            while not self._watchdog_stop.wait(interval):
+                try:
+                    self.watchdog_check()
+                except Exception:  # the robot faulted or closed under us: the backend made it safe
+                    self.events["watchdog_error"] += 1
+                    return
+
+        self._watchdog_thread = threading.Thread(target=run, name="pearl-robot-watchdog", daemon=True)
+        self._watchdog_thread.start()
+
+    def _stop_watchdog(self) -> None:
+        self._watchdog_stop.set()
+        thread = self._watchdog_thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=1.0)
+        self._watchdog_thread = None
+
+    # ---- pass-through capabilities -----------------------------------------------------------
+    @property
+    def can_teleport(self) -> bool:
+        return self.inner.can_teleport
+
+    def teleport(self, position: np.ndarray) -> None:
+        with self._io_lock:
+            self.inner.teleport(position)
+            if self._last_sent is not None:
+                self._last_sent = np.asarray(position, float).copy()
+
+    def unwrapped(self) -> Robot:
+        return self.inner.unwrapped() if isinstance(self.inner, SafeRobot) else self.inner
+
+    # unused: SafeRobot overrides the public methods
+    def _connect(self) -> None: ...
+    def _enable(self) -> None: ...
+    def _disable(self) -> None: ...
+    def _close(self) -> None: ...
+    def _read(self) -> RobotState: ...
+    def _write(self, targets: np.ndarray) -> np.ndarray: ...
+
+
+def _is_numeric(value: object) -> bool:
+    try:
+        arr = np.asarray(value)
+    except Exception:
+        return False
+    return arr.dtype.kind in "biuf"
+
+
+def raise_estop(reason: str | None) -> None:
+    from pearl_robot.errors import RobotFault
+
+    raise RobotFault(f"e-stop latched ({reason}); call clear_estop() after making the arm safe")
