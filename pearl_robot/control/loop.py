@@ -31,18 +31,21 @@ class LoopStats:
         """Figures in milliseconds; period error is how late each wake-up was."""
         errors = np.abs(np.asarray(self.period_errors_s)) * 1e3
         work = np.asarray(self.work_times_s) * 1e3
-        pct = (lambda a, q: float(np.percentile(a, q)) if a.size else 0.0)
         return {
             "cycles": self.cycles,
-            "period_error_p50_ms": pct(errors, 50),
-            "period_error_p99_ms": pct(errors, 99),
+            "period_error_p50_ms": _percentile(errors, 50),
+            "period_error_p99_ms": _percentile(errors, 99),
             "period_error_max_ms": float(errors.max()) if errors.size else 0.0,
-            "work_time_p50_ms": pct(work, 50),
-            "work_time_p99_ms": pct(work, 99),
+            "work_time_p50_ms": _percentile(work, 50),
+            "work_time_p99_ms": _percentile(work, 99),
             "work_time_max_ms": float(work.max()) if work.size else 0.0,
             "missed_deadlines": self.missed_deadlines,
             "overruns": self.overruns,
         }
+
+
+def _percentile(values: np.ndarray, q: float) -> float:
+    return float(np.percentile(values, q)) if values.size else 0.0
 
 
 class RateLoop:

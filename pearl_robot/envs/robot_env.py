@@ -36,9 +36,7 @@ class RobotEnv(gym.Env):
         self.kinematics = Kinematics(self.robot_spec)
         self.arm = self.robot_spec.arm_joint_indices
         period_cap = self.robot_spec.velocity_max[self.arm] * self.robot_spec.period_s
-        self.action_scale_rad = np.minimum(
-            action_scale_rad or self.robot_spec.safety.max_step_rad, period_cap
-        )
+        self.action_scale_rad = np.minimum(action_scale_rad or self.robot_spec.safety.max_step_rad, period_cap)
         self.reset_noise_rad = reset_noise_rad
         self.reset_speed_rad_s = reset_speed_rad_s
         n_arm = len(self.arm)
@@ -54,9 +52,7 @@ class RobotEnv(gym.Env):
         high = np.concatenate(
             [self.robot_spec.position_max[self.arm], 10 * self.robot_spec.velocity_max[self.arm], reach]
         )
-        self.observation_space = gym.spaces.Box(
-            low.astype(np.float32), high.astype(np.float32), dtype=np.float32
-        )
+        self.observation_space = gym.spaces.Box(low.astype(np.float32), high.astype(np.float32), dtype=np.float32)
         self.action_space = gym.spaces.Box(-1.0, 1.0, (n_arm,), np.float32)
         self._target = self.robot_spec.home_rad.copy()
         self._steps = 0

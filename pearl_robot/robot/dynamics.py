@@ -39,7 +39,11 @@ class ArmDynamics:
 
 
 def _per_joint(value: tuple[float, ...] | float, n: int, name: str) -> np.ndarray:
-    arr = np.broadcast_to(np.asarray(value, dtype=float), (n,)).copy() if np.ndim(value) == 0 else np.asarray(value, float)
+    arr = (
+        np.broadcast_to(np.asarray(value, dtype=float), (n,)).copy()
+        if np.ndim(value) == 0
+        else np.asarray(value, float)
+    )
     if arr.shape != (n,):
         raise ValueError(f"{name}: expected {n} values (one per joint), got {arr.shape[0]}")
     if not np.all(np.isfinite(arr)) or np.any(arr < 0):

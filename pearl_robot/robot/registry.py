@@ -25,7 +25,7 @@ BACKENDS: dict[str, str] = {
 
 
 def parse_robot_name(name: str) -> tuple[str, str]:
-    """'serial:/dev/ttyUSB0' -> ('serial', '/dev/ttyUSB0'); 'tcp://h:1' -> ('tcp', 'tcp://h:1'); 'sim' -> ('sim', '')."""
+    """'serial:/dev/ttyUSB0' -> ('serial', '/dev/ttyUSB0'); 'tcp://h:1' -> ('tcp', 'tcp://h:1'); 'sim' -> ('sim', '')"""
     if "://" in name:
         scheme = name.split("://", 1)[0]
         address = name

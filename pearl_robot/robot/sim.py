@@ -94,7 +94,9 @@ class SimRobot(Robot):
         )
 
     def _write(self, targets: np.ndarray) -> np.ndarray:
-        sent = np.clip(targets, self.model.actuator_ctrlrange[self._act, 0], self.model.actuator_ctrlrange[self._act, 1])
+        sent = np.clip(
+            targets, self.model.actuator_ctrlrange[self._act, 0], self.model.actuator_ctrlrange[self._act, 1]
+        )
         if self.dynamics.latency_s > 0:
             self._pending.append((self.data.time + self.dynamics.latency_s, sent))
             self._integrate_with_latency()

@@ -87,7 +87,9 @@ class RobotSpec:
         try:
             return self.joint_names.index(name)
         except ValueError:
-            raise ConfigError(self.source, "joints", f"unknown joint '{name}' (known: {', '.join(self.joint_names)})") from None
+            raise ConfigError(
+                self.source, "joints", f"unknown joint '{name}' (known: {', '.join(self.joint_names)})"
+            ) from None
 
 
 def _require(data: dict[str, Any], key: str, kind: type | tuple[type, ...], file: Path, prefix: str = "") -> Any:
