@@ -160,7 +160,7 @@ class Robot(ABC):
         self.close()
 
     def __repr__(self) -> str:
-        return f"<{type(self).__name__} {self.spec.robot_id} {self._lifecycle.value}>"
+        return f"<{type(self).__name__} {self.spec.robot_id} {self.lifecycle.value}>"
 
     # ---- backend hooks ----------------------------------------------------------------------
     @abstractmethod

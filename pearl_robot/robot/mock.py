@@ -31,7 +31,7 @@ class MockRobot(Robot):
         self.position = spec.home_rad.copy()
         self.velocity = np.zeros(spec.num_joints)
         self.goal = self.position.copy()
-        self.torque = False
+        self.torque_enabled = False
         self.writes_received = 0
         self._last_state: RobotState | None = None
 
@@ -40,17 +40,17 @@ class MockRobot(Robot):
         return cls(spec, **options)
 
     def _connect(self) -> None:
-        self.torque = False
+        self.torque_enabled = False
 
     def _enable(self) -> None:
         self.goal = self.position.copy()
-        self.torque = True
+        self.torque_enabled = True
 
     def _disable(self) -> None:
-        self.torque = False
+        self.torque_enabled = False
 
     def _close(self) -> None:
-        self.torque = False
+        self.torque_enabled = False
 
     def _fault_flags(self) -> tuple[Fault, ...]:
         flags: list[Fault] = []
@@ -80,7 +80,7 @@ class MockRobot(Robot):
 
     def step(self) -> None:
         """Advance one control period."""
-        if not self.torque:
+        if not self.torque_enabled:
             self.velocity[:] = 0.0
             return
         period = self.spec.period_s

@@ -45,10 +45,12 @@ class SimRobot(Robot):
         self._qpos = np.array([self.model.joint(n).qposadr[0] for n in spec.joint_names])
         self._qvel = np.array([self.model.joint(n).dofadr[0] for n in spec.joint_names])
         self._act = np.array([self.model.actuator(n).id for n in spec.joint_names])
+        self._ctrl_lo = self.model.actuator_ctrlrange[self._act, 0].copy()
+        self._ctrl_hi = self.model.actuator_ctrlrange[self._act, 1].copy()
         self._dynamics_applier = DynamicsApplier(self.model, spec.joint_names)
         self.dynamics = dynamics or ArmDynamics()
         self._pending: collections.deque[tuple[float, np.ndarray]] = collections.deque()
-        self._torque = False
+        self.torque_enabled = False
         self.teleport(spec.home_rad)
 
     @classmethod
@@ -59,7 +61,7 @@ class SimRobot(Robot):
     def set_dynamics(self, dynamics: ArmDynamics) -> None:
         self._dynamics_applier.apply(dynamics)
         self.dynamics = dynamics
-        self._dynamics_applier.set_torque(self._torque, dynamics)
+        self._dynamics_applier.set_torque(self.torque_enabled, dynamics)
 
     @property
     def sim_time_s(self) -> float:
@@ -81,7 +83,7 @@ class SimRobot(Robot):
         self._set_torque(False)
 
     def _set_torque(self, enabled: bool) -> None:
-        self._torque = enabled
+        self.torque_enabled = enabled
         self._dynamics_applier.set_torque(enabled, self.dynamics)
 
     # ---- I/O ------------------------------------------------------------------------------

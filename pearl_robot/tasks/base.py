@@ -36,6 +36,20 @@ class TaskFamily(ABC):
     num_test_tasks: int = 0
     max_path_length: int = 200
 
+    def __init__(
+        self,
+        num_train_tasks: int | None = None,
+        num_test_tasks: int | None = None,
+        max_path_length: int | None = None,
+    ) -> None:
+        """Override the family's default counts or path length (e.g. for a small config or a test)."""
+        if num_train_tasks is not None:
+            self.num_train_tasks = int(num_train_tasks)
+        if num_test_tasks is not None:
+            self.num_test_tasks = int(num_test_tasks)
+        if max_path_length is not None:
+            self.max_path_length = int(max_path_length)
+
     @abstractmethod
     def make_env(self, seed: int | None = None) -> gym.Env: ...
 
