@@ -43,6 +43,11 @@ from gymnasium.envs.mujoco.humanoid_v5 import HumanoidEnv
 from pearl_robot.tasks.base import Task, TaskFamily
 
 
+def _clip1(action: Any) -> np.ndarray:
+    """Clip to [-1, 1]; about twice as fast as ``np.clip`` on a small array."""
+    return np.minimum(np.maximum(action, -1.0), 1.0)
+
+
 class TaskEnvMixin:
     """A pending task applied at the next ``reset`` and a step counter that truncates paths.
 
@@ -85,7 +90,7 @@ class CheetahEnv(TaskEnvMixin, HalfCheetahEnv):
             self.direction = float(params["direction"])
 
     def step(self, action):
-        a = np.clip(action, -1.0, 1.0)
+        a = _clip1(action)
         data = self.data
         x_before = data.qpos[0]
         data.ctrl[:] = a
@@ -124,7 +129,7 @@ class AntTaskEnv(TaskEnvMixin, AntEnv):
             self.goal = np.asarray(params["goal"], dtype=float)
 
     def step(self, action):
-        a = np.clip(action, -1.0, 1.0)
+        a = _clip1(action)
         model, data = self.model, self.data
         xy_before = data.qpos[:2].copy()
         data.ctrl[:] = a
@@ -173,7 +178,7 @@ class HumanoidDirEnv(TaskEnvMixin, HumanoidEnv):
         self.direction = np.array([math.cos(angle), math.sin(angle)])
 
     def step(self, action):
-        ctrl = np.clip(action, -1.0, 1.0) * self._ctrl_scale
+        ctrl = _clip1(action) * self._ctrl_scale
         model, data = self.model, self.data
         com_before = self._mass @ data.xipos
         data.ctrl[:] = ctrl
