@@ -28,7 +28,9 @@ class RobotEnv(gym.Env):
         action_scale_rad: float | None = None,
         reset_noise_rad: float = 0.05,
         reset_speed_rad_s: float = 0.3,
+        dry_run: bool = False,
     ) -> None:
+        """``dry_run``: compute and report targets but never enable the robot or send a command."""
         self.robot = robot
         self.robot_spec = robot.spec
         self.task = task
@@ -39,6 +41,7 @@ class RobotEnv(gym.Env):
         self.action_scale_rad = np.minimum(action_scale_rad or self.robot_spec.safety.max_step_rad, period_cap)
         self.reset_noise_rad = reset_noise_rad
         self.reset_speed_rad_s = reset_speed_rad_s
+        self.dry_run = dry_run
         n_arm = len(self.arm)
         # bounds: joint limits, a generous velocity bound, a 1 m box around the base for positions
         reach = [1.0, 1.0, 1.0] * (2 if task.goal_observed else 1)
@@ -66,7 +69,11 @@ class RobotEnv(gym.Env):
     # ---- gymnasium API --------------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
-        self._ensure_active()
+        self._ensure_connected()
+        if self.dry_run:
+            return self._reset_bookkeeping(self.robot.read())
+        if self.robot.lifecycle is Lifecycle.INACTIVE:
+            self.robot.enable()
         start = self.robot_spec.home_rad.copy()
         start[self.arm] += self.np_random.uniform(-self.reset_noise_rad, self.reset_noise_rad, len(self.arm))
         start = np.clip(start, self.robot_spec.position_min, self.robot_spec.position_max)
@@ -74,7 +81,9 @@ class RobotEnv(gym.Env):
             self.robot.teleport(start)
         else:
             self.move_to(start)
-        state = self.robot.read()
+        return self._reset_bookkeeping(self.robot.read())
+
+    def _reset_bookkeeping(self, state):
         self._target = state.position.copy()
         self._steps = 0
         if self.loop is not None:
@@ -91,8 +100,12 @@ class RobotEnv(gym.Env):
         target = self._target.copy()
         target[self.arm] += action * self.action_scale_rad
         target = np.clip(target, self.robot_spec.position_min, self.robot_spec.position_max)
-        sent = self.robot.write(target)
-        self._target = np.asarray(sent, dtype=float)
+        if self.dry_run:
+            sent = None
+            self._target = target
+        else:
+            sent = self.robot.write(target)
+            self._target = np.asarray(sent, dtype=float)
         if self.loop is not None:
             self.loop.wait()
         state = self.robot.read()
@@ -101,6 +114,8 @@ class RobotEnv(gym.Env):
         ee = self.kinematics.end_effector(state.position)
         reward, info = self.task.reward(ee, action)
         info["faults"] = [str(f) for f in state.faults]
+        info["requested_target"] = target
+        info["sent_target"] = sent
         truncated = self._steps >= self.task.horizon
         return self._observation(state), reward, False, truncated, info
 
@@ -108,11 +123,9 @@ class RobotEnv(gym.Env):
         self.robot.close()
 
     # ---- helpers ----------------------------------------------------------------------------
-    def _ensure_active(self) -> None:
+    def _ensure_connected(self) -> None:
         if self.robot.lifecycle is Lifecycle.UNCONFIGURED:
             self.robot.connect()
-        if self.robot.lifecycle is Lifecycle.INACTIVE:
-            self.robot.enable()
 
     def move_to(self, goal: np.ndarray) -> None:
         """A slow, rate-limited motion to ``goal`` (used for resets on hardware)."""

@@ -83,6 +83,20 @@ class CheetahEnv(TaskEnvMixin, HalfCheetahEnv):
         self.direction = 1.0
         self._dt = float(self.dt)
 
+    def _initialize_simulation(self):
+        """gymnasium's half_cheetah.xml uses the deprecated ``settotalmass="14"``, which makes MuJoCo warn
+        and write MUJOCO_LOG.TXT into the working directory: compile without it and scale the masses
+        after compiling (``mj_setTotalmass`` + ``mj_setConst``: the same model, bit for bit)."""
+        with open(self.fullpath) as f:
+            xml = f.read()
+        if 'settotalmass="14"' not in xml:
+            return super()._initialize_simulation()
+        model = mujoco.MjModel.from_xml_string(xml.replace(' settotalmass="14"', ""))
+        data = mujoco.MjData(model)
+        mujoco.mj_setTotalmass(model, 14.0)
+        mujoco.mj_setConst(model, data)
+        return model, data
+
     def _load_task(self, params: dict[str, Any]) -> None:
         if self.mode == "vel":
             self.goal_velocity = float(params["velocity"])

@@ -1,0 +1,230 @@
+"""AdaptationSession: PEARL's posterior sampling on any Robot.
+
+Episode k < ``num_prior_episodes`` acts with z drawn from the prior N(0, I); every later episode draws z
+from the posterior inferred from ALL context gathered on this robot so far (posterior sampling: one z per
+episode, resampled each episode). Resets are slow motions to the start pose; the RateLoop paces the
+20 Hz control; every step is written to the store as it happens. An operator stop (``request_stop``,
+Ctrl-C in the CLI, or a ``STOP`` file in the session folder) brings the arm to a safe stop within one
+control period and keeps every record.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from pearl_robot.adapt.store import SessionData, SessionStore
+from pearl_robot.envs.robot_env import RobotEnv
+from pearl_robot.errors import PearlRobotError, RobotFault
+from pearl_robot.robot.base import Lifecycle
+
+
+class AdaptivePolicy(Protocol):
+    """What a session needs from a meta-trained agent (numpy inference, no torch in the loop)."""
+
+    latent_size: int
+
+    def act(self, obs: np.ndarray, z: np.ndarray, deterministic: bool = True) -> np.ndarray: ...
+
+    def context_row(self, obs: np.ndarray, action: np.ndarray, reward: float, next_obs: np.ndarray) -> np.ndarray: ...
+
+    def posterior(self, context: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
+
+
+@dataclass
+class SessionConfig:
+    episodes: int
+    num_prior_episodes: int = 1
+    deterministic_actions: bool = True
+    seed: int = 0
+    dry_run: bool = False
+
+
+@dataclass
+class EpisodeSummary:
+    episode: int
+    z_source: str
+    episode_return: float
+    steps: int
+    posterior_mean_norm: float
+    posterior_std_mean: float
+    safety_events: dict[str, int]
+    period_error_p99_ms: float
+    missed_deadlines: int
+    aborted: bool = False
+    reason: str = ""
+    extra: dict = field(default_factory=dict)
+
+
+class SessionAborted(PearlRobotError):
+    """The session stopped early (operator stop or a robot fault); the data so far is on disk."""
+
+
+class AdaptationSession:
+    def __init__(
+        self,
+        env: RobotEnv,
+        policy: AdaptivePolicy,
+        store: SessionStore,
+        config: SessionConfig,
+        report: Callable[[EpisodeSummary], None] | None = None,
+    ) -> None:
+        self.env = env
+        self.policy = policy
+        self.store = store
+        self.config = config
+        self.report = report or (lambda summary: None)
+        self.rng = np.random.default_rng(config.seed)
+        self._stop = threading.Event()
+        self._stop_reason = ""
+        self.context: list[np.ndarray] = []
+        self.summaries: list[EpisodeSummary] = []
+
+    # ---- operator control --------------------------------------------------------------------
+    def request_stop(self, reason: str = "operator stop") -> None:
+        """Safe to call from a signal handler or another thread: the loop stops within one period."""
+        self._stop_reason = reason
+        self._stop.set()
+
+    @property
+    def stop_file(self) -> Path:
+        return self.store.folder / "STOP"
+
+    def _stop_requested(self) -> bool:
+        if not self._stop.is_set() and self.stop_file.exists():
+            self.request_stop("STOP file")
+        return self._stop.is_set()
+
+    # ---- resume -----------------------------------------------------------------------------
+    def restore(self, data: SessionData) -> int:
+        """Rebuild the context from the records on disk; returns the next episode index."""
+        for step in data.steps():
+            self.context.append(
+                self.policy.context_row(
+                    np.asarray(step["obs"]),
+                    np.asarray(step["requested_action"]),
+                    step["context_reward"],
+                    np.asarray(step["next_obs"]),
+                )
+            )
+        # burn the z draws of finished episodes so a resumed session samples what an unbroken one would
+        for _ in range(data.completed_episodes):
+            self.rng.standard_normal(self.policy.latent_size)
+        return data.completed_episodes
+
+    # ---- the protocol -----------------------------------------------------------------------
+    def infer(self) -> tuple[np.ndarray, np.ndarray]:
+        if not self.context:
+            return np.zeros(self.policy.latent_size), np.ones(self.policy.latent_size)
+        return self.policy.posterior(np.stack(self.context))
+
+    def run(self, start_episode: int = 0) -> list[EpisodeSummary]:
+        try:
+            for episode in range(start_episode, self.config.episodes):
+                if self._stop_requested():
+                    raise SessionAborted(f"{self._stop_reason}: stopped before episode {episode}")
+                summary = self._run_episode(episode)
+                self.summaries.append(summary)
+                self.report(summary)
+                if summary.aborted:
+                    raise SessionAborted(f"{summary.reason}: episode {episode} stopped after {summary.steps} steps")
+        finally:
+            self._make_safe()
+            self.store.close()
+        return self.summaries
+
+    def _run_episode(self, episode: int) -> EpisodeSummary:
+        from_prior = episode < self.config.num_prior_episodes
+        mean, var = (
+            (np.zeros(self.policy.latent_size), np.ones(self.policy.latent_size)) if from_prior else self.infer()
+        )
+        z = mean + np.sqrt(var) * self.rng.standard_normal(self.policy.latent_size)
+        z_source = "prior" if from_prior else "posterior"
+        self.store.append(
+            "episode_start",
+            episode=episode,
+            z=z,
+            z_source=z_source,
+            posterior_mean=mean,
+            posterior_var=var,
+            context_size=len(self.context),
+            wall_time=time.time(),
+        )
+        events_before = dict(getattr(self.env.robot, "events", {}))
+        env = self.env
+        obs, _ = env.reset(seed=self.config.seed + episode)
+        if env.loop is not None:
+            env.loop.stats.__init__()  # per-episode timing
+            env.loop.start()
+        total, steps, aborted, reason = 0.0, 0, False, ""
+        truncated = False
+        try:
+            while not truncated:
+                if self._stop_requested():
+                    aborted, reason = True, self._stop_reason
+                    break
+                action = self.policy.act(obs, z, deterministic=self.config.deterministic_actions)
+                next_obs, reward, _, truncated, info = env.step(action)
+                state = env.last_state
+                context_reward = float(info.get("context_reward", reward))
+                self.store.append(
+                    "step",
+                    episode=episode,
+                    t=steps,
+                    timestamp=state.timestamp,
+                    obs=obs,
+                    requested_action=action,
+                    sent_target=info.get("sent_target"),
+                    position=state.position,
+                    velocity=state.velocity,
+                    effort=state.effort,
+                    reward=reward,
+                    context_reward=context_reward,
+                    sparse_reward=info.get("sparse_reward"),
+                    next_obs=next_obs,
+                    faults=info.get("faults", []),
+                )
+                self.context.append(self.policy.context_row(obs, action, context_reward, next_obs))
+                total += reward
+                steps += 1
+                obs = next_obs
+                if getattr(env.robot, "estopped", False):
+                    aborted, reason = True, f"safety stop: {env.robot.estop_reason}"
+                    break
+        except RobotFault as exc:
+            aborted, reason = True, f"robot fault: {exc}"
+        events_after = dict(getattr(env.robot, "events", {}))
+        events = {k: v - events_before.get(k, 0) for k, v in events_after.items() if v - events_before.get(k, 0)}
+        timing = env.loop.stats.summary() if env.loop is not None else {}
+        summary = EpisodeSummary(
+            episode=episode,
+            z_source=z_source,
+            episode_return=total,
+            steps=steps,
+            posterior_mean_norm=float(np.linalg.norm(mean)),
+            posterior_std_mean=float(np.mean(np.sqrt(var))),
+            safety_events=events,
+            period_error_p99_ms=timing.get("period_error_p99_ms", 0.0),
+            missed_deadlines=int(timing.get("missed_deadlines", 0)),
+            aborted=aborted,
+            reason=reason,
+        )
+        self.store.append("episode_end", sync=True, **{k: v for k, v in summary.__dict__.items() if k != "extra"})
+        return summary
+
+    def _make_safe(self) -> None:
+        """Hold where the arm is, then torque off; never raises (the robot may already be gone)."""
+        robot = self.env.robot
+        try:
+            if robot.lifecycle is Lifecycle.ACTIVE and not self.config.dry_run:
+                robot.write(robot.read().position)
+            if robot.lifecycle in (Lifecycle.ACTIVE, Lifecycle.ERROR):
+                robot.disable()
+        except Exception:  # noqa: BLE001 - the backend has already made itself safe on its own faults
+            pass

@@ -1,0 +1,129 @@
+"""Networks: MLPs, an ensemble MLP that computes the twin Q functions in one batched pass, and the
+tanh-Gaussian policy.
+
+Initialization follows the reference (rlkit): hidden biases 0.1, the last layer's weights and biases
+uniform in +-3e-3. Hidden weights are uniform in +-1/sqrt(fan_in) with the true fan-in (the reference's
+``fanin_init`` reads ``weight.size(0)``, the *output* width of an ``nn.Linear``; see docs/pearl.md).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+HIDDEN_BIAS_INIT = 0.1
+LAST_LAYER_INIT = 3e-3
+LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0
+_LOG2 = math.log(2.0)
+
+
+def _init_hidden(weight: torch.Tensor, bias: torch.Tensor, fan_in: int) -> None:
+    bound = 1.0 / math.sqrt(fan_in)
+    nn.init.uniform_(weight, -bound, bound)
+    nn.init.constant_(bias, HIDDEN_BIAS_INIT)
+
+
+def _init_last(weight: torch.Tensor, bias: torch.Tensor) -> None:
+    nn.init.uniform_(weight, -LAST_LAYER_INIT, LAST_LAYER_INIT)
+    nn.init.uniform_(bias, -LAST_LAYER_INIT, LAST_LAYER_INIT)
+
+
+class MLP(nn.Module):
+    """Linear-ReLU stack; the output layer is linear."""
+
+    def __init__(self, in_dim: int, hidden: list[int] | tuple[int, ...], out_dim: int) -> None:
+        super().__init__()
+        dims = [in_dim, *hidden]
+        self.hidden = nn.ModuleList(nn.Linear(a, b) for a, b in zip(dims[:-1], dims[1:]))
+        self.last = nn.Linear(dims[-1], out_dim)
+        for layer, fan_in in zip(self.hidden, dims[:-1]):
+            _init_hidden(layer.weight, layer.bias, fan_in)
+        _init_last(self.last.weight, self.last.bias)
+        self.in_dim, self.out_dim = in_dim, out_dim
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for layer in self.hidden:
+            x = F.relu(F.linear(x, layer.weight, layer.bias), inplace=True)
+        return F.linear(x, self.last.weight, self.last.bias)
+
+    def trunk(self, x: torch.Tensor) -> torch.Tensor:
+        """The last hidden activation."""
+        for layer in self.hidden:
+            x = F.relu(F.linear(x, layer.weight, layer.bias), inplace=True)
+        return x
+
+
+class EnsembleMLP(nn.Module):
+    """``size`` independent MLPs evaluated together: every layer is one ``torch.baddbmm`` over the
+    members (weights ``[size, in, out]``). The twin Q functions are an ensemble of 2."""
+
+    def __init__(self, size: int, in_dim: int, hidden: list[int] | tuple[int, ...], out_dim: int) -> None:
+        super().__init__()
+        dims = [in_dim, *hidden, out_dim]
+        self.weights = nn.ParameterList()
+        self.biases = nn.ParameterList()
+        for i, (a, b) in enumerate(zip(dims[:-1], dims[1:])):
+            w = torch.empty(size, a, b)
+            bias = torch.empty(size, 1, b)
+            if i < len(dims) - 2:
+                _init_hidden(w, bias, a)
+            else:
+                _init_last(w, bias)
+            self.weights.append(nn.Parameter(w))
+            self.biases.append(nn.Parameter(bias))
+        self.size, self.in_dim, self.out_dim = size, in_dim, out_dim
+
+    def forward(self, x: torch.Tensor, detach_params: bool = False) -> torch.Tensor:
+        """``x``: ``[M, in]`` (the same input to every member) or ``[size, M, in]``; returns
+        ``[size, M, out]``. ``detach_params``: gradients reach ``x`` but not the weights (used where a
+        loss must only train what feeds the critics, e.g. the policy through dQ/da)."""
+        if x.dim() == 2:
+            x = x.unsqueeze(0).expand(self.size, -1, -1)
+        n = len(self.weights)
+        for i, (w, b) in enumerate(zip(self.weights, self.biases)):
+            if detach_params:
+                w, b = w.detach(), b.detach()
+            x = torch.baddbmm(b, x, w)
+            if i < n - 1:
+                x = F.relu(x, inplace=True)
+        return x
+
+    def member_state(self, k: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Member ``k``'s layers as (weight ``[in, out]``, bias ``[out]``)."""
+        return [(w[k], b[k, 0]) for w, b in zip(self.weights, self.biases)]
+
+
+def tanh_log_det_jacobian(pre_tanh: torch.Tensor) -> torch.Tensor:
+    """log(1 - tanh(u)^2) = 2 (log 2 - u - softplus(-2u)), exact and stable."""
+    return 2.0 * (_LOG2 - pre_tanh - F.softplus(-2.0 * pre_tanh))
+
+
+class TanhGaussianPolicy(nn.Module):
+    """MLP(obs + z) -> mean and log-std heads (log-std clamped to [-20, 2]); action = tanh(u),
+    u ~ N(mean, std); log-prob with the tanh correction."""
+
+    def __init__(self, in_dim: int, hidden: list[int] | tuple[int, ...], action_dim: int) -> None:
+        super().__init__()
+        self.net = MLP(in_dim, hidden, 2 * action_dim)  # the two heads share one output layer
+        self.action_dim = action_dim
+
+    def forward(
+        self, x: torch.Tensor, deterministic: bool = False, generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Returns (action, mean, log_std, log_prob ``[M, 1]``, pre_tanh) with a reparameterized sample."""
+        out = self.net(x)
+        mean, log_std = out[:, : self.action_dim], out[:, self.action_dim :]
+        log_std = log_std.clamp(LOG_STD_MIN, LOG_STD_MAX)
+        if deterministic:
+            pre_tanh = mean
+            noise = torch.zeros_like(mean)
+        else:
+            noise = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
+            pre_tanh = mean + log_std.exp() * noise
+        action = torch.tanh(pre_tanh)
+        # log N(u; mean, std) with (u - mean) / std = noise, minus log|d tanh / du|
+        log_prob = -0.5 * noise.pow(2) - log_std - 0.5 * math.log(2 * math.pi) - tanh_log_det_jacobian(pre_tanh)
+        return action, mean, log_std, log_prob.sum(dim=-1, keepdim=True), pre_tanh

@@ -1,0 +1,575 @@
+"""RobotServer: any Robot over ZeroMQ, run on the computer next to the servos.
+
+One ROUTER socket, one thread, one controlling client at a time. The server keeps the arm safe on its
+own, whatever the network does:
+
+- watchdog: no valid command for ``watchdog_periods`` control periods -> hold the present position;
+- heartbeats: the controlling client silent for ``heartbeat_timeout_s`` -> hold, then disable (torque off),
+  and the session ends;
+- latest-only commands: a write is executed only if it is the newest of its session in the batch read,
+  its seq is above the last write's, and it is younger than its deadline; otherwise it is refused,
+  counted, and the arm keeps its present target;
+- every refused message (malformed, oversized, wrong version, unknown session, unauthenticated) is
+  counted in ``events`` and answered with an error where the sender can be answered; nothing a peer
+  sends can raise out of the loop.
+
+Binding off loopback requires CurveZMQ (``curve=CurveConfig(...)``); see ``security.py``.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import itertools
+import logging
+import os
+import secrets
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import zmq
+from zmq.utils.monitor import recv_monitor_message
+
+from pearl_robot.errors import ConfigError, LifecycleError, PearlRobotError
+from pearl_robot.robot.base import Lifecycle, Robot
+from pearl_robot.server import wire
+from pearl_robot.server.security import AllowList, CurveConfig, endpoint_is_local
+
+log = logging.getLogger(__name__)
+
+DEFAULT_ENDPOINT = "tcp://127.0.0.1:5555"
+DEFAULT_HEARTBEAT_TIMEOUT_S = 1.0
+MAX_BATCH = 256  # messages read per wake-up before the timers are checked again
+MAX_TIMER_WAIT_MS = 100
+SOCKET_MAX_MESSAGE_BYTES = 1 << 16  # the transport drops peers sending more (the app refuses > 4 KiB)
+HANDSHAKE_EVENTS = (
+    zmq.EVENT_HANDSHAKE_FAILED_AUTH | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
+)
+
+
+@dataclass
+class Session:
+    sid: bytes
+    user: str | None  # CURVE User-Id (the client's public key); None without CURVE
+    client: str
+    last_seen: float
+    min_delay_s: float  # smallest observed (receive time - client send time)
+    delay_updated: float
+    last_write_seq: int = -1
+
+
+@dataclass(frozen=True)
+class HoldRecord:
+    at: float  # server monotonic time of the hold
+    after_s: float  # time since the last valid command (or enable)
+    reason: str
+
+
+def check_bind_allowed(endpoint: str, curve: CurveConfig | None) -> None:
+    if curve is None and not endpoint_is_local(endpoint):
+        raise ConfigError(
+            "--bind",
+            endpoint,
+            "binding off loopback exposes the arm to the network and needs CurveZMQ keys: create them with "
+            "`pearl-robot keys`, then pass --server-key server.key_secret --allow client.key "
+            "(or bind tcp://127.0.0.1:PORT / ipc://PATH)",
+        )
+
+
+class RobotServer:
+    def __init__(
+        self,
+        robot: Robot,
+        bind: str | Sequence[str] = DEFAULT_ENDPOINT,
+        *,
+        curve: CurveConfig | None = None,
+        watchdog_periods: int | None = None,
+        heartbeat_timeout_s: float = DEFAULT_HEARTBEAT_TIMEOUT_S,
+        max_command_age_s: float | None = None,
+        max_message_bytes: int = wire.MAX_MESSAGE_BYTES,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.robot = robot
+        self.spec = robot.spec
+        self.bind_endpoints = [bind] if isinstance(bind, str) else list(bind)
+        if not self.bind_endpoints:
+            raise PearlRobotError("RobotServer needs at least one endpoint to bind")
+        for endpoint in self.bind_endpoints:
+            check_bind_allowed(endpoint, curve)
+        self.curve = curve
+        self.watchdog_periods = watchdog_periods or self.spec.safety.watchdog_periods
+        self.heartbeat_timeout_s = float(heartbeat_timeout_s)
+        self.max_command_age_s = max_command_age_s or self.spec.period_s
+        self.max_message_bytes = max_message_bytes
+        self.clock = clock
+        self.endpoints: list[str] = []  # the resolved endpoints (ports chosen by the OS filled in)
+        self.events: collections.Counter[str] = collections.Counter()
+        self.holds: collections.deque[HoldRecord] = collections.deque(maxlen=256)
+        self._events_lock = threading.Lock()  # the ZAP thread counts refusals too
+        self._owner: Session | None = None
+        self._expired: collections.OrderedDict[bytes, str] = collections.OrderedDict()
+        self._last_command = clock()
+        self._holding = False
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._context: zmq.Context | None = None
+        self._router: zmq.Socket | None = None
+        self._monitor: zmq.Socket | None = None
+        self._wake: zmq.Socket | None = None
+        self._wake_endpoint = f"inproc://pearl-robot-server-wake-{id(self)}-{secrets.token_hex(4)}"
+        self._auth = None
+        self._closed = False
+        self._spec_message = {
+            "robot_id": self.spec.robot_id,
+            "joints": list(self.spec.joint_names),
+            "rate_hz": self.spec.control_rate_hz,
+        }
+
+    # ---- starting and stopping ------------------------------------------------------------
+    def open(self) -> RobotServer:
+        """Connect the robot if needed and bind every endpoint; ``endpoints`` then holds the real ones."""
+        if self._router is not None:
+            return self
+        if self._closed:
+            raise PearlRobotError("this RobotServer was closed; create a new one")
+        if self.robot.lifecycle is Lifecycle.UNCONFIGURED:
+            self.robot.connect()
+        self._context = zmq.Context()
+        try:
+            if self.curve is not None:
+                from zmq.auth.thread import ThreadAuthenticator
+
+                self._auth = ThreadAuthenticator(self._context, log=logging.getLogger(__name__ + ".zap"))
+                self._auth.start()
+                self._auth.configure_curve_callback(
+                    "*", AllowList(self.curve.allowed_clients, self.events, self._events_lock)
+                )
+            router = self._context.socket(zmq.ROUTER)
+            router.linger = 0
+            router.maxmsgsize = SOCKET_MAX_MESSAGE_BYTES
+            router.sndhwm = 1000
+            router.rcvhwm = 1000
+            router.router_handover = True  # a reconnecting client with the same routing id takes over
+            if self.curve is not None:
+                router.curve_server = True
+                router.curve_publickey = self.curve.server.public
+                router.curve_secretkey = self.curve.server.secret
+                router.zap_domain = b"pearl-robot"
+            self._router = router
+            self._monitor = router.get_monitor_socket(HANDSHAKE_EVENTS)
+            for endpoint in self.bind_endpoints:
+                self._prepare_ipc(endpoint)
+                try:
+                    router.bind(endpoint)
+                except zmq.ZMQError as exc:
+                    raise PearlRobotError(f"cannot bind {endpoint}: {exc}") from None
+                self.endpoints.append(router.get(zmq.LAST_ENDPOINT).decode())
+            self._wake = self._context.socket(zmq.PULL)
+            self._wake.linger = 0
+            self._wake.bind(self._wake_endpoint)
+        except BaseException:
+            self._close_sockets()
+            raise
+        return self
+
+    @staticmethod
+    def _prepare_ipc(endpoint: str) -> None:
+        if endpoint.startswith("ipc://"):
+            path = endpoint[len("ipc://") :]
+            if path and not path.startswith("@"):  # '@' = Linux abstract namespace, no file
+                parent = os.path.dirname(path)
+                if parent and not os.path.isdir(parent):
+                    raise PearlRobotError(f"cannot bind {endpoint}: folder {parent} does not exist")
+
+    def start(self) -> RobotServer:
+        """Bind, then serve in a background thread (tests, benchmarks, embedding)."""
+        self.open()
+        self._thread = threading.Thread(target=self.serve_forever, name="pearl-robot-server", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Ask the loop to end (thread-safe, and safe from a signal handler)."""
+        self._stop.set()
+        context = self._context
+        if context is None or context.closed:
+            return
+        with contextlib.suppress(zmq.ZMQError):
+            poke = context.socket(zmq.PUSH)
+            poke.linger = 100
+            poke.sndtimeo = 100
+            try:
+                poke.connect(self._wake_endpoint)
+                poke.send(b"", zmq.NOBLOCK)
+            except zmq.ZMQError:
+                pass
+            finally:
+                poke.close()
+
+    def close(self) -> None:
+        """Stop serving, leave the arm safe (held, then torque off), release sockets. Idempotent."""
+        self.stop()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=5.0)
+            if thread.is_alive():
+                log.error("robot server thread did not stop within 5 s")
+        self._thread = None
+        self._make_safe("server stopped")
+        self._close_sockets()
+        self._closed = True
+
+    def _close_sockets(self) -> None:
+        for name in ("_monitor", "_wake"):
+            sock = getattr(self, name)
+            if sock is not None:
+                sock.close(linger=0)
+                setattr(self, name, None)
+        if self._router is not None:
+            with contextlib.suppress(zmq.ZMQError):
+                self._router.disable_monitor()
+            self._router.close(linger=0)
+            self._router = None
+        if self._auth is not None:
+            self._auth.stop()
+            self._auth = None
+        if self._context is not None:
+            self._context.term()
+            self._context = None
+
+    def __enter__(self) -> RobotServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    @property
+    def owner(self) -> Session | None:
+        return self._owner
+
+    def count(self, event: str, n: int = 1) -> None:
+        with self._events_lock:
+            self.events[event] += n
+
+    # ---- the loop --------------------------------------------------------------------------
+    def serve_forever(self) -> None:
+        """Serve until ``stop()``; the arm is left safe when it returns."""
+        self.open()
+        router, monitor, wake = self._router, self._monitor, self._wake
+        poller = zmq.Poller()
+        poller.register(router, zmq.POLLIN)
+        poller.register(monitor, zmq.POLLIN)
+        poller.register(wake, zmq.POLLIN)
+        try:
+            while not self._stop.is_set():
+                ready = dict(poller.poll(self._next_timer_ms()))
+                if router in ready:
+                    self._drain(router)
+                if monitor in ready:
+                    self._drain_monitor(monitor)
+                self._check_timers(self.clock())
+        finally:
+            self._make_safe("server stopped")
+
+    def _next_timer_ms(self) -> int:
+        now = self.clock()
+        wait = MAX_TIMER_WAIT_MS / 1000
+        if not self._holding and self.robot.lifecycle is Lifecycle.ACTIVE:
+            wait = min(wait, self._last_command + self.watchdog_periods * self.spec.period_s - now)
+        if self._owner is not None:
+            wait = min(wait, self._owner.last_seen + self.heartbeat_timeout_s - now)
+        return max(0, int(wait * 1000 + 0.999))
+
+    def _check_timers(self, now: float) -> None:
+        owner = self._owner
+        if owner is not None and now - owner.last_seen >= self.heartbeat_timeout_s:
+            self.count("client_lost")
+            self._end_session(owner, f"no heartbeat from client '{owner.client}' for {self.heartbeat_timeout_s:g} s")
+        if (
+            not self._holding
+            and self.robot.lifecycle is Lifecycle.ACTIVE
+            and now - self._last_command >= self.watchdog_periods * self.spec.period_s
+        ):
+            self._hold(now, "watchdog: no valid command")
+
+    def _drain(self, router: zmq.Socket) -> None:
+        """Read what is queued (up to MAX_BATCH), then answer in order; only the newest write of a
+        session in the batch runs."""
+        copy = self.curve is None  # under CURVE, frames carry the authenticated User-Id
+        batch: list[tuple[list[Any], float]] = []
+        for _ in range(MAX_BATCH):
+            try:
+                frames = router.recv_multipart(zmq.NOBLOCK, copy=copy)
+            except zmq.Again:
+                break
+            batch.append((frames, self.clock()))
+            if not router.get(zmq.EVENTS) & zmq.POLLIN:
+                break
+        if len(batch) == 1:
+            self._handle(router, batch[0][0], batch[0][1], None)
+            return
+        parsed = [self._parse(frames) for frames, _ in batch]
+        newest_write: dict[bytes, int] = {}
+        for index, (_, _, request, _) in enumerate(parsed):
+            if isinstance(request, wire.Request) and request.op == "write":
+                newest_write[request.sid] = index
+        for index, ((frames, received), item) in enumerate(zip(batch, parsed)):
+            request = item[2]
+            superseded = (
+                isinstance(request, wire.Request) and request.op == "write" and newest_write[request.sid] != index
+            )
+            self._handle(router, frames, received, item, superseded=superseded)
+
+    def _parse(self, frames: list[Any]) -> tuple[list[bytes], str | None, wire.Request | wire.WireError, bool]:
+        """-> (envelope, CURVE user id, request or refusal, answerable)."""
+        if len(frames) < 2:
+            return [], None, wire.WireError(wire.MALFORMED, "no payload"), False
+        envelope = [_bytes(frames[0])]
+        body = frames[1:]
+        if len(body) == 2 and len(body[0]) == 0:  # a REQ socket's empty delimiter
+            envelope.append(b"")
+            body = body[1:]
+        if len(body) != 1:
+            return envelope, None, wire.WireError(wire.MALFORMED, f"expected one frame, got {len(body)}"), True
+        payload = body[0]
+        user = None
+        if not isinstance(payload, bytes):
+            with contextlib.suppress(zmq.ZMQError):
+                user = payload.get("User-Id")
+            payload = payload.bytes
+        try:
+            return envelope, user, wire.decode_request(payload, self.spec.num_joints, self.max_message_bytes), True
+        except wire.WireError as exc:
+            return envelope, user, exc, True
+
+    def _handle(
+        self,
+        router: zmq.Socket,
+        frames: list[Any],
+        received: float,
+        parsed: tuple[list[bytes], str | None, wire.Request | wire.WireError, bool] | None,
+        *,
+        superseded: bool = False,
+    ) -> None:
+        envelope, user, request, answerable = parsed or self._parse(frames)
+        self.count("messages")
+        try:
+            if isinstance(request, wire.WireError):
+                raise request
+            reply = self._dispatch(request, user, received, superseded)
+        except wire.WireError as exc:
+            self.count(f"refused_{exc.code}")
+            extra = self._held_targets() if exc.code in (wire.EXPIRED, wire.SUPERSEDED, wire.OUT_OF_ORDER) else {}
+            reply = wire.encode_error(exc.seq, exc.code, exc.message, **extra)
+        except Exception as exc:  # a robot or server bug must not take the server down
+            self.count("internal_error")
+            log.exception("robot server: error while handling a request")
+            reply = wire.encode_error(getattr(request, "seq", None), wire.FAULT, f"server error: {exc}"[:300])
+        if answerable:
+            try:
+                router.send_multipart([*envelope, reply], zmq.NOBLOCK)
+            except zmq.ZMQError:
+                self.count("reply_dropped")
+
+    def _held_targets(self) -> dict[str, Any]:
+        if self.robot.lifecycle is not Lifecycle.ACTIVE:
+            return {}
+        try:
+            return {"held": wire.encode_array(self.robot.read().position)}
+        except Exception:
+            return {}
+
+    # ---- requests ---------------------------------------------------------------------------
+    def _dispatch(self, request: wire.Request, user: str | None, received: float, superseded: bool) -> bytes:
+        seq = request.seq
+        if request.op == "hello":
+            return self._hello(request, user, received)
+        session = self._session_for(request, user)
+        session.last_seen = received
+        self._observe_delay(session, request, received)
+        op = request.op
+        if op == "write":
+            return self._write(session, request, received, superseded)
+        if op == "ping":
+            return wire.encode_reply(seq, life=self.robot.lifecycle.value, holding=self._holding)
+        if op == "read":
+            return wire.encode_reply(seq, state=wire.encode_state(self._robot_call(self.robot.read), self.clock()))
+        if op == "enable":
+            self._robot_call(self.robot.enable)
+            self._last_command = self.clock()
+            self._holding = False
+            self.count("enabled")
+            return wire.encode_reply(seq, life=self.robot.lifecycle.value)
+        if op == "disable":
+            self._disable("client asked")
+            return wire.encode_reply(seq, life=self.robot.lifecycle.value)
+        if op == "teleport":
+            if not self.robot.can_teleport:
+                raise wire.WireError(wire.UNSUPPORTED, "the served robot cannot teleport (hardware)", seq)
+            self._robot_call(self.robot.teleport, request.q)
+            self._last_command = self.clock()
+            self._holding = False
+            return wire.encode_reply(seq, state=wire.encode_state(self._robot_call(self.robot.read), self.clock()))
+        if op == "stats":
+            with self._events_lock:
+                events = dict(self.events)
+            holds = [[h.after_s, h.reason] for h in list(self.holds)[-16:]]
+            return wire.encode_reply(seq, events=events, holds=holds, life=self.robot.lifecycle.value)
+        if op == "bye":
+            self._end_session(session, "client said bye")
+            return wire.encode_reply(seq, life=self.robot.lifecycle.value)
+        raise wire.WireError(wire.BAD_OP, f"unknown op {op!r}", seq)  # pragma: no cover (OPS is closed)
+
+    def _hello(self, request: wire.Request, user: str | None, received: float) -> bytes:
+        owner = self._owner
+        if owner is not None:
+            if received - owner.last_seen < self.heartbeat_timeout_s:
+                raise wire.WireError(
+                    wire.BUSY, f"the robot is in use by client '{owner.client}'; one controlling client at a time", request.seq
+                )
+            self.count("client_lost")
+            self._end_session(owner, "a new client arrived after this one's heartbeats stopped")
+        last_error = getattr(self.robot, "last_error", None) if self.robot.lifecycle is Lifecycle.ERROR else None
+        # every session starts with the arm connected, torque off
+        if self.robot.lifecycle in (Lifecycle.ACTIVE, Lifecycle.ERROR):
+            self._disable("new session")
+        session = Session(
+            sid=secrets.token_bytes(wire.SESSION_ID_BYTES),
+            user=user,
+            client=request.client or "client",
+            last_seen=received,
+            min_delay_s=received - request.t,
+            delay_updated=received,
+        )
+        self._owner = session
+        self.count("sessions")
+        log.info("robot server: session for '%s' started", session.client)
+        return wire.encode_reply(
+            request.seq,
+            sid=session.sid,
+            spec=self._spec_message,
+            life=self.robot.lifecycle.value,
+            last_error=last_error,
+            heartbeat_timeout_s=self.heartbeat_timeout_s,
+            watchdog_periods=self.watchdog_periods,
+            max_command_age_s=self.max_command_age_s,
+            can_teleport=bool(self.robot.can_teleport),
+        )
+
+    def _session_for(self, request: wire.Request, user: str | None) -> Session:
+        owner = self._owner
+        if owner is None or not secrets.compare_digest(owner.sid, request.sid):
+            reason = self._expired.get(request.sid)
+            text = f"session ended: {reason}" if reason else "unknown session (the server restarted, or never said hello)"
+            raise wire.WireError(wire.NO_SESSION, text, request.seq)
+        if owner.user != user:
+            raise wire.WireError(wire.UNAUTHORIZED, "this session belongs to another client key", request.seq)
+        return owner
+
+    @staticmethod
+    def _observe_delay(session: Session, request: wire.Request, received: float) -> None:
+        delay = received - request.t
+        allowed = session.min_delay_s + wire.DRIFT_ALLOWANCE * (received - session.delay_updated)
+        session.min_delay_s = min(delay, allowed)
+        session.delay_updated = received
+
+    def _write(self, session: Session, request: wire.Request, received: float, superseded: bool) -> bytes:
+        seq = request.seq
+        if seq <= session.last_write_seq:
+            raise wire.WireError(wire.OUT_OF_ORDER, f"write {seq} is not newer than write {session.last_write_seq}", seq)
+        session.last_write_seq = seq
+        if superseded:
+            raise wire.WireError(wire.SUPERSEDED, "a newer write from this client arrived in the same batch", seq)
+        limit = min(request.ttl, self.max_command_age_s)
+        now = self.clock()
+        age = (now - request.t) - session.min_delay_s
+        if age > limit:
+            raise wire.WireError(wire.EXPIRED, f"write {seq} is {age * 1e3:.1f} ms old, past its {limit * 1e3:.1f} ms deadline", seq)
+        if self.robot.lifecycle is not Lifecycle.ACTIVE:
+            raise wire.WireError(wire.LIFECYCLE, f"commands are refused unless ACTIVE; the robot is {self.robot.lifecycle.value}", seq)
+        sent = self._robot_call(self.robot.write, request.q)
+        self._last_command = now
+        self._holding = False
+        self.count("writes")
+        state = self._robot_call(self.robot.read)
+        return wire.encode_reply(seq, sent=wire.encode_array(sent), state=wire.encode_state(state, self.clock()))
+
+    def _robot_call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        try:
+            return fn(*args)
+        except LifecycleError as exc:
+            raise wire.WireError(wire.LIFECYCLE, str(exc)) from None
+        except (PearlRobotError, ValueError) as exc:
+            raise wire.WireError(wire.FAULT, f"{type(exc).__name__}: {exc}") from None
+
+    # ---- keeping the arm safe ---------------------------------------------------------------
+    def _hold(self, now: float, reason: str) -> None:
+        """Command the present position (inside the limits): the arm stops where it is."""
+        after = now - self._last_command
+        self._holding = True
+        try:
+            present = self.robot.read().position
+            self.robot.write(np.clip(present, self.spec.position_min, self.spec.position_max))
+        except Exception:
+            self.count("hold_failed")
+            log.exception("robot server: holding position failed; disabling")
+            self._disable("hold failed")
+            return
+        self.count("watchdog_hold")
+        self.holds.append(HoldRecord(now, after, reason))
+        log.info("robot server: holding position (%s, %.1f ms after the last command)", reason, after * 1e3)
+
+    def _disable(self, reason: str) -> None:
+        lifecycle = self.robot.lifecycle
+        if lifecycle is Lifecycle.ACTIVE and not self._holding:
+            self._hold(self.clock(), reason)
+        if self.robot.lifecycle in (Lifecycle.ACTIVE, Lifecycle.ERROR):
+            try:
+                self.robot.disable()
+                self.count("disabled")
+            except Exception:
+                self.count("disable_failed")
+                log.exception("robot server: disable failed")
+        self._holding = False
+
+    def _end_session(self, session: Session, reason: str) -> None:
+        if self._owner is session:
+            self._disable(reason)
+            self._owner = None
+            self._expired[session.sid] = reason
+            while len(self._expired) > 64:
+                self._expired.popitem(last=False)
+            log.info("robot server: session for '%s' ended: %s", session.client, reason)
+
+    def _make_safe(self, reason: str) -> None:
+        if self._owner is not None:
+            self._end_session(self._owner, reason)
+        elif self.robot.lifecycle in (Lifecycle.ACTIVE, Lifecycle.ERROR):
+            self._disable(reason)
+
+    def _drain_monitor(self, monitor: zmq.Socket) -> None:
+        for _ in range(64):
+            try:
+                event = recv_monitor_message(monitor, zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            except zmq.ZMQError:
+                return
+            self.count("refused_handshake")
+            log.warning("robot server: refused a connection (%s)", event.get("event"))
+
+
+def _bytes(frame: Any) -> bytes:
+    return frame if isinstance(frame, bytes) else frame.bytes
+
+
+# a process-wide counter for names (kept for repr and logs)
+_ids = itertools.count()
