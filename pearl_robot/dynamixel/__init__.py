@@ -5,7 +5,7 @@ Nothing here knows about robots: ``pearl_robot.robot.serial_robot`` builds the a
 ``pearl_robot.virtual`` answers the same packets from a simulated chain of servos.
 """
 
-from pearl_robot.dynamixel.bus import CommError, DynamixelBus, PortError, ServoError, SerialTransport
+from pearl_robot.dynamixel.bus import CommError, DynamixelBus, PortError, SerialTransport, ServoError
 from pearl_robot.dynamixel.control_table import MODELS, ControlTable, Field, HardwareError, OperatingMode, control_table
 from pearl_robot.dynamixel.crc import crc16
 from pearl_robot.dynamixel.protocol import (

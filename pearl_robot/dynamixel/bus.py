@@ -15,6 +15,7 @@ that fails or vanishes raises ``PortError`` at once. Nothing here blocks past it
 from __future__ import annotations
 
 import collections
+import contextlib
 import os
 import select
 import threading
@@ -108,10 +109,8 @@ class SerialTransport:
             raise PortError(f"serial device {self.device} failed: {exc}") from None
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(self._serial_error, OSError):
             self.port.close()
-        except (self._serial_error, OSError):
-            pass
 
 
 # ---- timing ----------------------------------------------------------------------------------------

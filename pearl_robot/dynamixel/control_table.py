@@ -39,7 +39,9 @@ class OperatingMode(enum.IntEnum):
     PWM = 16
 
 
-POSITION_MODES = frozenset({OperatingMode.POSITION, OperatingMode.EXTENDED_POSITION, OperatingMode.CURRENT_BASED_POSITION})
+POSITION_MODES = frozenset(
+    {OperatingMode.POSITION, OperatingMode.EXTENDED_POSITION, OperatingMode.CURRENT_BASED_POSITION}
+)
 
 
 class HardwareError(enum.IntFlag):
@@ -246,7 +248,9 @@ def _x430_fields(
         Field("goal_pwm", 100, 2, "RW", 885, -885, 885, signed=True, scale=0.113 / 100),
     ]
     if current_control:
-        fields.append(Field("goal_current", 102, 2, "RW", 0, -1193, 1193, signed=True, scale=AMPS_PER_CURRENT_UNIT, unit="A"))
+        fields.append(
+            Field("goal_current", 102, 2, "RW", 0, -1193, 1193, signed=True, scale=AMPS_PER_CURRENT_UNIT, unit="A")
+        )
     fields += [
         Field("goal_velocity", 104, 4, "RW", 0, -1023, 1023, signed=True, scale=v, unit="rad/s"),
         Field("profile_acceleration", 108, 4, "RW", 0, 0, 32767),

