@@ -1,27 +1,28 @@
-"""The serial control cycle over a pty: SerialRobot read + write (one SYNC READ, one SYNC WRITE) vs a raw pty exchange of the same bytes.
+"""Serial control cycle over a pty: SerialRobot read + write vs a raw pty exchange of the same bytes.
 
-Two parts, both against the virtual bus (the MuJoCo arm behind a pseudo-terminal, in this process):
+Two parts:
 
 1. Transaction: one control cycle of the real ``SerialRobot`` (``read()`` = SYNC READ of present
-   current/velocity/position of every joint, ``write()`` = SYNC WRITE of goal positions), timed per
-   cycle; the baseline is a raw exchange of the same byte counts on a second pty (client writes the
-   SYNC READ's bytes, an echo thread answers with as many bytes as the status packets take, then the
-   client writes the SYNC WRITE's bytes). Blocks of both alternate so they share the machine's
-   conditions. ``wire_time_us`` is what those bytes would take on a real bus at 1 Mbps.
-2. Episode: a ``cycles``-long 20 Hz episode through ``open_robot`` (SafeRobot on SerialRobot) with
-   a fraction of status packets corrupted by the bus: it must finish without a safe stop, and the
-   client must have counted every corrupted packet the bus sent.
+   current/velocity/position of every joint, ``write()`` = SYNC WRITE of goal positions) against
+   ``pearl-robot virtual-bus`` running as its own process, as hardware would be. The baseline is a
+   raw exchange of the same byte counts with an echo process on another pty: the client writes the
+   SYNC READ's bytes, the echo answers with as many bytes as the status packets take, the client
+   writes the SYNC WRITE's bytes; no protocol work on either side. Blocks of both alternate so
+   they share the machine's conditions. ``wire_time_us`` is what those bytes take on a 1 Mbps bus.
+2. Episode: a ``cycles``-long 20 Hz run through ``open_robot`` (SafeRobot on SerialRobot) against
+   an in-process virtual bus that corrupts a fraction of its status packets: it must finish without
+   a safe stop, and the client must have counted every corrupted packet the bus sent.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import select
-import threading
+import signal
+import subprocess
+import sys
 import time
-import tty
 
 import numpy as np
 
@@ -32,53 +33,63 @@ from pearl_robot.errors import PearlRobotError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--cycles", type=int, default=2000, help="timed control cycles per method (default %(default)s)")
+    parser.add_argument("--cycles", type=int, default=2000, help="timed cycles per method (default %(default)s)")
     parser.add_argument("--block", type=int, default=100, help="cycles per alternating block (default %(default)s)")
-    parser.add_argument("--episode-cycles", type=int, default=200, help="cycles of the episode part (default %(default)s)")
+    parser.add_argument("--episode-cycles", type=int, default=200, help="episode cycles (default %(default)s)")
     parser.add_argument("--corrupt-rate", type=float, default=0.01, help="status packets corrupted in the episode")
     parser.add_argument("--rate-hz", type=float, default=None, help="episode rate (default: the arm's control rate)")
     parser.add_argument("--hardware", default=None, help="hardware YAML (default: the shipped arm)")
     parser.add_argument("--seed", type=int, default=0)
 
 
-class _RawEcho:
-    """The baseline: a pty whose far end answers every ``request`` bytes with ``reply`` bytes and
-    swallows the ``trailer`` bytes that follow (the SYNC WRITE), like a bus that does no work."""
+# The baseline device: a pty whose far end answers every REQUEST bytes with REPLY bytes and swallows
+# the TRAILER bytes that follow (the SYNC WRITE). Prints its path, runs until SIGTERM.
+ECHO_SCRIPT = """
+import os, select, signal, sys, tty
+request, reply, trailer = (int(a) for a in sys.argv[1:4])
+master, slave = os.openpty()
+tty.setraw(slave)
+print(os.ttyname(slave), flush=True)
+signal.signal(signal.SIGTERM, lambda *a: sys.exit(0))
+answer = bytes(reply)
+cycle = request + trailer
+received = 0
+while True:
+    select.select([master], [], [])
+    before = received
+    received += len(os.read(master, 65536))
+    for k in range(before // cycle, received // cycle + 1):
+        if before < k * cycle + request <= received:
+            os.write(master, answer)
+"""
 
-    def __init__(self, request: int, reply: int, trailer: int) -> None:
-        self.request, self.reply, self.trailer = request, reply, trailer
-        self.master, self.slave = os.openpty()
-        tty.setraw(self.slave)
-        self.path = os.ttyname(self.slave)
-        self._stop_r, self._stop_w = os.pipe()
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._thread.start()
 
-    def _serve(self) -> None:
-        received = 0
-        cycle = self.request + self.trailer
-        answer = bytes(self.reply)
-        while True:
-            ready, _, _ = select.select([self.master, self._stop_r], [], [])
-            if self._stop_r in ready:
-                return
-            before = received
-            received += len(os.read(self.master, 65536))
-            # answer each time the count crosses the end of a request
-            for k in range(before // cycle, received // cycle + 1):
-                if before < k * cycle + self.request <= received:
-                    os.write(self.master, answer)
+class _Device:
+    """A child process that serves a pty and prints its path on the first line."""
+
+    def __init__(self, argv: list[str]) -> None:
+        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        ready, _, _ = select.select([self.proc.stdout], [], [], 30.0)
+        line = self.proc.stdout.readline().strip() if ready else ""
+        if not line:
+            self.close()
+            raise PearlRobotError(f"device process {argv[:4]} did not print its path")
+        self.path = line
 
     def close(self) -> None:
-        os.write(self._stop_w, b"x")
-        self._thread.join(timeout=2)
-        for fd in (self.master, self.slave, self._stop_r, self._stop_w):
-            with contextlib.suppress(OSError):
-                os.close(fd)
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=5)
+        if self.proc.stdout:
+            self.proc.stdout.close()
 
 
-def _raw_cycle(port, fd: int, tx_read: bytes, tx_write: bytes, rx: int) -> None:
-    port.write(tx_read)
+def _raw_cycle(fd: int, tx_read: bytes, tx_write: bytes, rx: int) -> None:
+    os.write(fd, tx_read)
     got = 0
     deadline = time.monotonic() + 1.0
     while got < rx:
@@ -86,57 +97,64 @@ def _raw_cycle(port, fd: int, tx_read: bytes, tx_write: bytes, rx: int) -> None:
         if not ready:
             raise PearlRobotError("raw pty exchange timed out")
         got += len(os.read(fd, 4096))
-    port.write(tx_write)
+    os.write(fd, tx_write)
 
 
-def measure_transaction(spec, cycles: int, block: int) -> dict[str, object]:
+def measure_transaction(spec, hardware: str | None, cycles: int, block: int) -> dict[str, object]:
     import serial
 
     from pearl_robot.robot.serial_robot import SerialRobot
-    from pearl_robot.virtual import VirtualServoBus
 
     ids = [j.servo_id for j in spec.joints]
     n = len(ids)
-    with VirtualServoBus.from_spec(spec, return_delay_time=0) as vbus:
-        robot = SerialRobot(spec, vbus.device_path, timeout_margin_ms=50.0)
+    bus_argv = [sys.executable, "-m", "pearl_robot.cli.main", "virtual-bus", "--return-delay-time", "0"]
+    if hardware:
+        bus_argv += ["--hardware", str(hardware)]
+    vbus = _Device(bus_argv)
+    echo = raw_port = None
+    try:
+        robot = SerialRobot(spec, vbus.path, timeout_margin_ms=50.0)
         with robot:
             robot.enable()
             address, length = robot._state_block
             tx_read = proto.encode_instruction(
                 proto.BROADCAST_ID, proto.Instruction.SYNC_READ, proto.sync_read_params(address, length, ids)
             )
+            goal = robot.tables[0]["goal_position"]
             tx_write = proto.encode_instruction(
                 proto.BROADCAST_ID,
                 proto.Instruction.SYNC_WRITE,
-                proto.sync_write_params(116, 4, {i: proto.to_bytes(2048, 4) for i in ids}),
+                proto.sync_write_params(goal.address, goal.size, {i: proto.to_bytes(2048, 4) for i in ids}),
             )
             rx = n * proto.status_packet_size(length)
-            echo = _RawEcho(len(tx_read), rx, len(tx_write))
+            echo = _Device([sys.executable, "-c", ECHO_SCRIPT, str(len(tx_read)), str(rx), str(len(tx_write))])
             raw_port = serial.Serial(echo.path, spec.bus.baudrate, timeout=0)
-            try:
-                fd = raw_port.fileno()
-                hold = robot.read().position
-                for _ in range(20):  # warm both paths up
-                    robot.write(hold)
+            fd = raw_port.fileno()
+            hold = robot.read().position
+            for _ in range(50):  # warm both paths up
+                robot.read()
+                robot.write(hold)
+                _raw_cycle(fd, tx_read, tx_write, rx)
+            transaction: list[float] = []
+            raw: list[float] = []
+            clock = time.perf_counter
+            while len(transaction) < cycles:
+                for _ in range(min(block, cycles - len(transaction))):
+                    t0 = clock()
                     robot.read()
-                    _raw_cycle(raw_port, fd, tx_read, tx_write, rx)
-                transaction: list[float] = []
-                raw: list[float] = []
-                clock = time.perf_counter
-                while len(transaction) < cycles:
-                    for _ in range(min(block, cycles - len(transaction))):
-                        t0 = clock()
-                        robot.read()
-                        robot.write(hold)
-                        transaction.append(clock() - t0)
-                    for _ in range(min(block, cycles - len(raw))):
-                        t0 = clock()
-                        _raw_cycle(raw_port, fd, tx_read, tx_write, rx)
-                        raw.append(clock() - t0)
-            finally:
-                raw_port.close()
-                echo.close()
+                    robot.write(hold)
+                    transaction.append(clock() - t0)
+                for _ in range(min(block, cycles - len(raw))):
+                    t0 = clock()
+                    _raw_cycle(fd, tx_read, tx_write, rx)
+                    raw.append(clock() - t0)
             stats = robot.stats_dict()
+    finally:
+        if raw_port is not None:
+            raw_port.close()
+        if echo is not None:
+            echo.close()
+        vbus.close()
     t = percentiles_us(transaction, "transaction_")
     r = percentiles_us(raw, "raw_")
     return {
@@ -149,6 +167,7 @@ def measure_transaction(spec, cycles: int, block: int) -> dict[str, object]:
         "ratio": t["transaction_p50_us"] / r["raw_p50_us"],
         "ratio_p99": t["transaction_p99_us"] / r["raw_p99_us"],
         "transaction_retries": stats.get("bus_retries", 0),
+        "transaction_timeouts": stats.get("bus_timeouts", 0),
     }
 
 
@@ -202,7 +221,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
 
     spec = load_spec(args.hardware)
     result: dict[str, object] = {"benchmark": "serial", "machine": machine()}
-    result.update(measure_transaction(spec, args.cycles, args.block))
+    result.update(measure_transaction(spec, args.hardware, args.cycles, args.block))
     result.update(run_episode(spec, args.episode_cycles, args.corrupt_rate, args.rate_hz, args.seed))
     result["targets"] = {
         "ratio<=2": result["ratio"] <= 2.0,

@@ -99,5 +99,5 @@ def run(args: argparse.Namespace) -> int:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     summary = ", ".join(f"{k}={v}" for k, v in sorted(server.events.items()))
-    print(f"stopped; the arm was left {robot.lifecycle.value} ({summary or 'no traffic'})", flush=True)
+    print(f"stopped: the arm was disabled and the robot closed ({summary or 'no traffic'})", flush=True)
     return 0

@@ -18,6 +18,7 @@ import collections
 import contextlib
 import os
 import select
+import struct
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -82,13 +83,22 @@ class SerialTransport:
             raise PortError(f"cannot open serial device {device}: {exc}") from None
         self._fd = self.port.fileno()
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes, timeout_s: float = 1.0) -> None:
+        """All of ``data`` (pyserial opened the descriptor non-blocking), within ``timeout_s``."""
+        view = memoryview(data)
+        deadline = None
         try:
-            written = self.port.write(data)
-        except (self._serial_error, OSError) as exc:
+            while view:
+                try:
+                    view = view[os.write(self._fd, view) :]
+                except BlockingIOError:
+                    now = time.monotonic()
+                    deadline = deadline or now + timeout_s
+                    _, ready, _ = select.select([], [self._fd], [], max(0.0, deadline - now))
+                    if not ready:
+                        raise PortError(f"serial device {self.device}: write timed out") from None
+        except (OSError, ValueError) as exc:
             raise PortError(f"serial device {self.device} failed on write: {exc}") from None
-        if written != len(data):
-            raise PortError(f"serial device {self.device}: wrote {written} of {len(data)} bytes")
 
     def read_some(self, timeout_s: float) -> bytes:
         try:
@@ -178,6 +188,10 @@ class DynamixelBus:
         self.stats: collections.Counter[str] = collections.Counter({k: 0 for k in STAT_NAMES})
         self._parser = PacketParser()
         self._lock = threading.RLock()
+        self._sync_read_packets: dict[tuple[int, int, tuple[int, ...]], bytes] = {}
+        # Set when bytes may be left in the input queue (a timeout, extra bytes): the next exchange
+        # flushes the queue first. A clean exchange leaves nothing, which saves a syscall per cycle.
+        self._dirty = True
 
     @classmethod
     def open(cls, device: str, baudrate: int = 1_000_000, **options: object) -> DynamixelBus:
@@ -211,13 +225,23 @@ class DynamixelBus:
     def _exchange(self, packet: bytes, expect: Mapping[int, int | None]) -> dict[int, Packet]:
         """Send ``packet`` and collect one status packet per id in ``expect`` (id -> parameter count,
         None for any) until all arrived or the deadline passed."""
-        self.transport.discard_input()
-        self._parser.clear()
+        if self._dirty:
+            self.transport.discard_input()
+            self._parser.clear()
+            self._dirty = False
         self.transport.write(packet)
         self.stats["transactions"] += 1
         if not expect:
             return {}
         rx = sum(proto.status_packet_size(n or 0) for n in expect.values())
+        # No status packet here can be longer than the largest expected one (plus worst-case byte
+        # stuffing): a LEN beyond that is a lie, rejected at once instead of waited for.
+        sizes = list(expect.values())
+        if None in sizes:
+            self._parser.max_length = proto.MAX_LENGTH
+        else:
+            largest = max(sizes)
+            self._parser.max_length = 4 + largest + largest // 3 + 1
         deadline = self.clock() + self.timeout_s(len(packet), rx, len(expect))
         got: dict[int, Packet] = {}
         while len(got) < len(expect):
@@ -230,25 +254,28 @@ class DynamixelBus:
             self._parser.feed(data)
             while (item := self._parser.next()) is not None:
                 self._accept(item, expect, got)
-        self.stats["timeouts"] += len(expect) - len(got)
+        missing = len(expect) - len(got)
+        if missing or self._parser.pending:
+            self._dirty = True
+            self.stats["timeouts"] += missing
         return got
 
     def _accept(self, item: Packet | Rejected, expect: Mapping[int, int | None], got: dict[int, Packet]) -> None:
         if isinstance(item, Rejected):
             self.stats["crc_errors" if item.reason == "crc" else "malformed"] += 1
             return
-        if not item.is_status or item.id not in expect or item.id in got:
+        if item.instruction != Instruction.STATUS or item.id not in expect or item.id in got:
             self.stats["unexpected"] += 1
             return
-        error = item.status_error
-        if error.result == ResultCode.CRC_ERROR:
+        result = item.error & 0x7F
+        if result == ResultCode.CRC_ERROR:
             self.stats["device_crc_errors"] += 1
             return  # our instruction was damaged on the way: ask again
         size = expect[item.id]
-        if error.ok and size is not None and len(item.params) != size:
+        if not result and size is not None and len(item.params) != size:
             self.stats["unexpected"] += 1  # a status packet for some other instruction
             return
-        if not error.ok:
+        if result:
             self.stats["status_errors"] += 1
         self.stats["replies"] += 1
         got[item.id] = item
@@ -274,9 +301,9 @@ class DynamixelBus:
                 pending = [i for i in pending if i not in got]
                 if not pending:
                     return result
-            self.stats["failures"] += 1
             seen = {k: self.stats[k] - before[k] for k in STAT_NAMES if k not in ("transactions", "replies", "retries")}
             problems = ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in seen.items() if v) or "no bytes"
+            self.stats["failures"] += 1
             raise CommError(
                 f"{what}: no valid status packet from id {', '.join(map(str, pending))} after "
                 f"{self.retries + 1} attempts ({problems})",
@@ -294,8 +321,8 @@ class DynamixelBus:
         return reply
 
     def _send_only(self, packet: bytes) -> None:
+        """An instruction no device answers (broadcast writes, SYNC/BULK WRITE)."""
         with self._lock:
-            self.transport.discard_input()
             self.transport.write(packet)
             self.stats["transactions"] += 1
 
@@ -315,6 +342,7 @@ class DynamixelBus:
         with self._lock:
             self.transport.discard_input()
             self._parser.clear()
+            self._dirty = True
             self.transport.write(packet)
             self.stats["transactions"] += 1
             deadline = self.clock() + wait_s
@@ -375,14 +403,28 @@ class DynamixelBus:
         """One status packet per id (check each ``status_error``); retries ask the missing ids only."""
 
         def build(pending: Sequence[int]) -> bytes:
-            return proto.encode_instruction(
-                BROADCAST_ID, Instruction.SYNC_READ, proto.sync_read_params(address, length, pending)
-            )
+            key = (address, length, tuple(pending))
+            packet = self._sync_read_packets.get(key)
+            if packet is None:  # the same request every control cycle: encode it once
+                if len(self._sync_read_packets) > 64:
+                    self._sync_read_packets.clear()
+                packet = proto.encode_instruction(
+                    BROADCAST_ID, Instruction.SYNC_READ, proto.sync_read_params(address, length, pending)
+                )
+                self._sync_read_packets[key] = packet
+            return packet
 
         return self._transact(build, ids, lambda _i: length, f"sync read {length} bytes at {address}")
 
     def sync_write(self, address: int, length: int, data: Mapping[int, bytes]) -> None:
         params = proto.sync_write_params(address, length, data)
+        self._send_only(proto.encode_instruction(BROADCAST_ID, Instruction.SYNC_WRITE, params))
+
+    def sync_write_ints(self, address: int, size: int, ids: Sequence[int], values: Sequence[int], signed: bool) -> None:
+        """SYNC WRITE of one integer per id (the per-cycle goal write, packed in one step)."""
+        code = {1: "b", 2: "h", 4: "i"}[size]
+        code = code if signed else code.upper()
+        params = struct.pack("<HH" + ("B" + code) * len(ids), address, size, *_interleave(ids, values))
         self._send_only(proto.encode_instruction(BROADCAST_ID, Instruction.SYNC_WRITE, params))
 
     def bulk_read(self, requests: Iterable[tuple[int, int, int]]) -> dict[int, Packet]:
@@ -415,3 +457,11 @@ class DynamixelBus:
         out = dict(self.stats)
         out["garbage_bytes"] = self.garbage_bytes
         return out
+
+
+def _interleave(ids: Sequence[int], values: Sequence[int]) -> list[int]:
+    out: list[int] = []
+    for servo_id, value in zip(ids, values):
+        out.append(servo_id)
+        out.append(value)
+    return out

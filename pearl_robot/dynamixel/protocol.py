@@ -20,6 +20,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from pearl_robot.dynamixel.crc import crc16
 
@@ -104,8 +105,7 @@ class StatusError:
         return text + (" [alert: hardware error]" if self.alert else "")
 
 
-@dataclass(frozen=True)
-class Packet:
+class Packet(NamedTuple):
     """A decoded packet. ``error`` is the status error byte; None on instruction packets."""
 
     id: int
@@ -125,8 +125,7 @@ class Packet:
         return encode_packet(self.id, self.instruction, self.params, self.error)
 
 
-@dataclass(frozen=True)
-class Rejected:
+class Rejected(NamedTuple):
     """Bytes the parser threw away, and why. ``id`` is the packet id where the header was intact."""
 
     reason: str  # "crc", "length", "id", "short_status"
@@ -353,7 +352,9 @@ class PacketParser:
             if crc16(memoryview(buf)[: total - 2]) != crc_received:
                 self._discard(3)
                 return Rejected("crc", packet_id, 3)
-            body = unstuff(bytes(buf[HEADER_SIZE : total - 2]))
+            body = bytes(buf[HEADER_SIZE : total - 2])
+            if STUFFED in body:
+                body = unstuff(body)
             self._discard(total)
             instruction = body[0]
             if instruction == Instruction.STATUS:

@@ -95,7 +95,7 @@ class SoftActorCritic:
             *agent.qf.parameters(),
             *agent.vf.parameters(),
         ]
-        self.optimizer = torch.optim.Adam(params, lr=lr, foreach=True)
+        self.optimizer = torch.optim.Adam(params, lr=lr, fused=True)
         self.num_steps = 0
 
     def compute_losses(self, batch: TrainBatch) -> Losses:

@@ -80,6 +80,7 @@ class RemoteRobot(Robot):
         self.client_name = client_name or f"pid{os.getpid()}"
         self.events: collections.Counter[str] = collections.Counter()
         self._last_state: tuple[dict[str, Any], float] | None = None
+        self.last_server_work_s: float | None = None  # the served robot's own time for the last write (+read)
         self.server_info: dict[str, Any] = {}
         self._curve = self._load_keys(server_key, client_key)
         self._seq = itertools.count(1)
@@ -219,7 +220,9 @@ class RemoteRobot(Robot):
     def _hello(self, timeout_s: float, monitor: zmq.Socket | None = None) -> None:
         self._sid = None
         if monitor is None:
-            reply = self._exchange(self._control, "hello", {"client": self.client_name[: wire.MAX_CLIENT_NAME]}, timeout_s)
+            reply = self._exchange(
+                self._control, "hello", {"client": self.client_name[: wire.MAX_CLIENT_NAME]}, timeout_s
+            )
         else:
             reply = self._first_hello(timeout_s, monitor)
         if not reply["ok"]:
@@ -273,7 +276,9 @@ class RemoteRobot(Robot):
             if ready.get(self._control, 0) & zmq.POLLOUT and phase == zmq.POLLOUT:
                 seq = next(self._seq)
                 self._control.send(
-                    wire.encode_request("hello", seq, time.monotonic(), None, client=self.client_name[: wire.MAX_CLIENT_NAME])
+                    wire.encode_request(
+                        "hello", seq, time.monotonic(), None, client=self.client_name[: wire.MAX_CLIENT_NAME]
+                    )
                 )
                 poller.modify(self._control, zmq.POLLIN)
                 phase = zmq.POLLIN
@@ -337,6 +342,9 @@ class RemoteRobot(Robot):
         except BaseException:
             self._close_sockets()
             raise
+        self._start_heartbeat()
+
+    def _start_heartbeat(self) -> None:
         self._heartbeat_stop.clear()
         self._heartbeat_thread = threading.Thread(
             target=self._heartbeat_loop, name="pearl-robot-heartbeat", daemon=True
@@ -388,6 +396,7 @@ class RemoteRobot(Robot):
             held = reply.get("held")
             return wire.decode_array(held, self.spec.num_joints) if held is not None else targets.copy()
         self._last_state = (reply["state"], time.monotonic())  # decoded when asked for
+        self.last_server_work_s = reply.get("dt")
         return wire.decode_array(reply["sent"], self.spec.num_joints)
 
     @property

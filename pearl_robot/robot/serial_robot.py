@@ -26,6 +26,7 @@ the faulted servos once the cause is gone).
 from __future__ import annotations
 
 import collections
+import struct
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -69,6 +70,16 @@ def state_items(table: ControlTable, read_effort: bool) -> list[Field]:
     if read_effort:
         names.insert(0, "present_current" if "present_current" in table else "present_load")
     return [table[n] for n in names]
+
+
+def _block_struct(items: list[Field]) -> struct.Struct:
+    """Little-endian layout of contiguous items (pad bytes for any gap)."""
+    fmt, at = "<", items[0].address
+    for f in items:
+        code = {1: "b", 2: "h", 4: "i"}[f.size]
+        fmt += "x" * (f.address - at) + (code if f.signed else code.upper())
+        at = f.end
+    return struct.Struct(fmt)
 
 
 @dataclass(frozen=True)
@@ -133,9 +144,11 @@ class SerialRobot(Robot):
         self._tick_min = np.zeros(spec.num_joints)
         self._tick_max = np.full(spec.num_joints, 4095.0)
         self._state_items = [state_items(t, read_effort) for t in self.tables]
+        self._state_structs = [_block_struct(items) for items in self._state_items]
         blocks = {(items[0].address, items[-1].end - items[0].address) for items in self._state_items}
         # one SYNC READ when every model lays the state out alike, else one BULK READ
         self._state_block: tuple[int, int] | None = blocks.pop() if len(blocks) == 1 else None
+        self._goal_item = self.tables[0]["goal_position"]  # the same address on every X-series model
         self.bus: DynamixelBus | None = None
         self.bus_stats: collections.Counter[str] = collections.Counter()
         self.stats: collections.Counter[str] = collections.Counter()
@@ -291,7 +304,8 @@ class SerialRobot(Robot):
             self.stats["writes_held_on_fault"] += 1
         else:
             ticks = self.rad_to_ticks(targets)
-        self._guard(lambda: self._sync_write_value("goal_position", dict(zip(self.ids, ticks.tolist()))))
+        goal = self._goal_item
+        self._guard(lambda: self.bus.sync_write_ints(goal.address, goal.size, self.ids, ticks.tolist(), goal.signed))
         self.stats["cycles_written"] += 1
         return self.ticks_to_rad(ticks)
 
@@ -301,29 +315,25 @@ class SerialRobot(Robot):
         else:
             requests = [(i, it[0].address, it[-1].end - it[0].address) for i, it in zip(self.ids, self._state_items)]
             replies = self.bus.bulk_read(requests)
-        n = len(self.ids)
-        ticks, velocity = np.empty(n), np.empty(n)
-        effort = np.empty(n) if self.read_effort else None
+        rows = []
         for k, servo_id in enumerate(self.ids):
             reply = replies[servo_id]
-            error = reply.status_error
-            if error.alert and servo_id not in self.hardware_errors:
+            alert = reply.error & proto.ALERT_BIT
+            if alert and servo_id not in self.hardware_errors:
                 table = self.tables[k]
                 self.hardware_errors[servo_id] = self.bus.read_value(servo_id, table["hardware_error_status"]) or 0x80
                 self.stats["hardware_errors"] += 1
-            elif not error.alert and servo_id in self.hardware_errors:
+            elif not alert and servo_id in self.hardware_errors:
                 del self.hardware_errors[servo_id]  # an error that is not latched went away
-            if not error.ok:
+            if reply.error & 0x7F:
+                error = reply.status_error
                 raise CommError(f"servo {self.joint_label(servo_id)} answered the state read with: {error}", [servo_id])
-            items = self._state_items[k]
-            base = items[0].address
-            values = [proto.from_bytes(reply.params[f.address - base : f.end - base], f.signed) for f in items]
-            if self.read_effort:
-                effort[k] = values.pop(0)
-            velocity[k], ticks[k] = values
+            rows.append(self._state_structs[k].unpack_from(reply.params))
+        values = np.array(rows, dtype=float)  # columns: (effort,) velocity, position
         self.stats["cycles_read"] += 1
+        ticks = values[:, -1]
         self._last_ticks = ticks.copy()
-        return ticks, velocity, effort
+        return ticks, values[:, -2], values[:, 0] if self.read_effort else None
 
     def _sync_write_value(self, name: str, values: dict[int, int]) -> None:
         item = self.tables[0][name]  # every X-series model has these items at the same address

@@ -108,11 +108,18 @@ class SimRobot(Robot):
         return sent
 
     def _integrate_with_latency(self) -> None:
+        """One control period, applying each delayed command at its due physics step (stepping in chunks)."""
         timestep = self.model.opt.timestep
-        for _ in range(self.frame_skip):
+        remaining = self.frame_skip
+        while remaining > 0:
             while self._pending and self._pending[0][0] <= self.data.time + 0.5 * timestep:
                 self.data.ctrl[self._act] = self._pending.popleft()[1]
-            mujoco.mj_step(self.model, self.data)
+            chunk = remaining
+            if self._pending:
+                due_steps = int(np.ceil((self._pending[0][0] - self.data.time) / timestep - 0.5))
+                chunk = max(1, min(remaining, due_steps))
+            mujoco.mj_step(self.model, self.data, nstep=chunk)
+            remaining -= chunk
 
     def step_idle(self, periods: int = 1) -> None:
         """Let time pass without a new command (the servos keep their last goal)."""

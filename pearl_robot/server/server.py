@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_ENDPOINT = "tcp://127.0.0.1:5555"
 DEFAULT_HEARTBEAT_TIMEOUT_S = 1.0
+ZAP_DOMAIN = "pearl-robot"  # the authenticator's allow list applies to this domain only
 MAX_BATCH = 256  # messages read per wake-up before the timers are checked again
 MAX_TIMER_WAIT_MS = 100
 SOCKET_MAX_MESSAGE_BYTES = 1 << 16  # the transport drops peers sending more (the app refuses > 4 KiB)
@@ -147,7 +148,7 @@ class RobotServer:
                 self._auth = ThreadAuthenticator(self._context, log=logging.getLogger(__name__ + ".zap"))
                 self._auth.start()
                 self._auth.configure_curve_callback(
-                    "*", AllowList(self.curve.allowed_clients, self.events, self._events_lock)
+                    ZAP_DOMAIN, AllowList(self.curve.allowed_clients, self.events, self._events_lock)
                 )
             router = self._context.socket(zmq.ROUTER)
             router.setsockopt(zmq.LINGER, 0)
@@ -158,7 +159,7 @@ class RobotServer:
                 router.curve_server = True
                 router.curve_publickey = self.curve.server.public
                 router.curve_secretkey = self.curve.server.secret
-                router.zap_domain = b"pearl-robot"
+                router.setsockopt(zmq.ZAP_DOMAIN, ZAP_DOMAIN.encode())
             self._router = router
             self._monitor = router.get_monitor_socket(HANDSHAKE_EVENTS)
             for endpoint in self.bind_endpoints:
@@ -398,8 +399,8 @@ class RobotServer:
         if request.op == "hello":
             return self._hello(request, user, received)
         session = self._session_for(request, user)
-        session.last_seen = received
         self._observe_delay(session, request, received)
+        session.last_seen = received
         op = request.op
         if op == "write":
             return self._write(session, request, received, superseded)
@@ -485,7 +486,15 @@ class RobotServer:
 
     @staticmethod
     def _observe_delay(session: Session, request: wire.Request, received: float) -> None:
+        """Track the session's smallest (receive - send) time; refuse send times that leap ahead of it
+        (they would make every later command look late)."""
         delay = received - request.t
+        if delay < session.min_delay_s - wire.MAX_CLOCK_LEAP_S:
+            raise wire.WireError(
+                wire.INVALID,
+                f"send time 't' is {session.min_delay_s - delay:.3f} s ahead of this session's clock",
+                request.seq,
+            )
         allowed = session.min_delay_s + wire.DRIFT_ALLOWANCE * (received - session.delay_updated)
         session.min_delay_s = min(delay, allowed)
         session.delay_updated = received
@@ -496,7 +505,6 @@ class RobotServer:
             raise wire.WireError(
                 wire.OUT_OF_ORDER, f"write {seq} is not newer than write {session.last_write_seq}", seq
             )
-        session.last_write_seq = seq
         if superseded:
             raise wire.WireError(wire.SUPERSEDED, "a newer write from this client arrived in the same batch", seq)
         limit = min(request.ttl, self.max_command_age_s)
@@ -510,12 +518,17 @@ class RobotServer:
             raise wire.WireError(
                 wire.LIFECYCLE, f"commands are refused unless ACTIVE; the robot is {self.robot.lifecycle.value}", seq
             )
+        session.last_write_seq = seq  # only a write that runs moves the bar (a refused one cannot block later ones)
+        started = time.perf_counter()
         sent = self._robot_call(self.robot.write, request.q)
         self._last_command = now
         self._holding = False
         self.count("writes")
         state = self._robot_call(self.robot.read)
-        return wire.encode_reply(seq, sent=wire.encode_array(sent), state=wire.encode_state(state, self.clock()))
+        work_s = time.perf_counter() - started
+        return wire.encode_reply(
+            seq, sent=wire.encode_array(sent), state=wire.encode_state(state, self.clock()), dt=work_s
+        )
 
     def _robot_call(self, fn: Callable[..., Any], *args: Any) -> Any:
         try:
@@ -538,7 +551,7 @@ class RobotServer:
             log.exception("robot server: holding position failed; disabling")
             self._disable("hold failed")
             return
-        self.count("watchdog_hold")
+        self.count("watchdog_hold" if reason.startswith("watchdog") else "hold")
         self.holds.append(HoldRecord(now, after, reason))
         log.info("robot server: holding position (%s, %.1f ms after the last command)", reason, after * 1e3)
 

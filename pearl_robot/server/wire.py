@@ -32,7 +32,7 @@ Deadlines without synchronized clocks: for each session the server keeps the sma
 ``receive_time - t`` (allowed to creep up by DRIFT_ALLOWANCE per second to follow clock drift); a
 command's age is its own ``receive_time - t`` minus that minimum, i.e. the delay it suffered beyond
 the best the link has shown. A write older than its ``ttl`` (or the server's own limit) is dropped,
-never executed late.
+never executed late. A ``t`` more than MAX_CLOCK_LEAP_S ahead of that estimate is refused (``invalid``).
 """
 
 from __future__ import annotations
@@ -55,6 +55,7 @@ MAX_SEQ = 2**63
 MAX_TTL_S = 10.0
 MAX_CLIENT_NAME = 64
 DRIFT_ALLOWANCE = 1e-4  # s/s: how fast the per-session minimum delay may creep up (clock drift)
+MAX_CLOCK_LEAP_S = 1.0  # a send time further ahead of the session's clock than this is refused
 
 OPS = frozenset({"hello", "ping", "read", "enable", "disable", "write", "teleport", "stats", "bye"})
 ARRAY_DTYPE = np.dtype("<f8")
@@ -112,6 +113,8 @@ def unpack(frame: bytes, max_bytes: int = MAX_MESSAGE_BYTES) -> Any:
 
 
 def encode_array(values: np.ndarray) -> bytes:
+    if type(values) is np.ndarray and values.dtype == ARRAY_DTYPE:  # the common case, no conversion
+        return values.tobytes()
     return np.ascontiguousarray(values, dtype=ARRAY_DTYPE).tobytes()
 
 

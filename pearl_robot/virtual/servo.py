@@ -26,6 +26,7 @@ virtual servo holds no torque.
 
 from __future__ import annotations
 
+import struct
 import time
 from collections.abc import Callable
 
@@ -45,6 +46,8 @@ from pearl_robot.dynamixel.protocol import Instruction, ResultCode
 from pearl_robot.virtual.plant import Plant
 
 GOAL_LIMITS = (("goal_velocity", "velocity_limit"), ("goal_current", "current_limit"), ("goal_pwm", "pwm_limit"))
+_REVERSE = int(DriveMode.REVERSE)
+_TORQUE_ON_BY_GOAL_UPDATE = int(DriveMode.TORQUE_ON_BY_GOAL_UPDATE)
 PRESENT_INPUT_VOLTAGE = 120  # 12.0 V
 PRESENT_TEMPERATURE = 38  # deg C
 
@@ -69,8 +72,29 @@ class VirtualServo:
         self.hidden_offset_ticks = int(hidden_offset_ticks)
         self.hidden_direction = hidden_direction
         self.clock = clock
+        self.input_voltage = PRESENT_INPUT_VOLTAGE  # 0.1 V units
+        self.temperature = PRESENT_TEMPERATURE  # deg C
         self._t0 = clock()
         self.memory = bytearray(table.size)
+        # name -> (struct, address, lowest, highest raw value): register access without dict/bytes churn
+        self._codec: dict[str, tuple[struct.Struct, int, int, int]] = {}
+        for f in table.fields:
+            bits = 8 * f.size
+            lo, hi = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if f.signed else (0, (1 << bits) - 1)
+            fmt = {1: "b", 2: "h", 4: "i"}[f.size]
+            self._codec[f.name] = (struct.Struct("<" + (fmt if f.signed else fmt.upper())), f.address, lo, hi)
+        # byte ranges whose reads need live values / indirect mapping
+        present = [f for f in table.fields if f.access == "R" and f.address >= 120]
+        self._live_range = (min(f.address for f in present), max(f.end for f in present))
+        indirect = [f for f in table.fields if f.name.startswith("indirect_data_")]
+        self._indirect_spans = _spans(indirect)
+        if "present_current" in table:
+            self._effort_item = "present_current"
+            self._effort_per_nm = table.stall_current_a / table.stall_torque_nm / AMPS_PER_CURRENT_UNIT
+        else:
+            self._effort_item = "present_load"
+            self._effort_per_nm = 1000.0 / table.stall_torque_nm
+        self._pwm_per_nm = 885.0 / table.stall_torque_nm
         self.registered: tuple[int, bytes] | None = None
         self._indirect_data: dict[int, int] = {}  # indirect data address -> index into indirect addresses
         for f in table.fields:
@@ -83,12 +107,14 @@ class VirtualServo:
 
     # ---- raw memory -------------------------------------------------------------------------------
     def get(self, name: str) -> int:
-        f = self.table[name]
-        return proto.from_bytes(self.memory[f.address : f.end], f.signed)
+        codec, address, _, _ = self._codec[name]
+        return codec.unpack_from(self.memory, address)[0]
 
     def set(self, name: str, value: int) -> None:
-        f = self.table[name]
-        self.memory[f.address : f.end] = proto.to_bytes(_clamp(value, f), f.size, f.signed)
+        """Store a raw value, saturated to what the item's bytes can hold."""
+        codec, address, lo, hi = self._codec[name]
+        value = int(value)
+        codec.pack_into(self.memory, address, lo if value < lo else hi if value > hi else value)
 
     @property
     def id(self) -> int:
@@ -133,7 +159,7 @@ class VirtualServo:
 
     # ---- plant <-> ticks ----------------------------------------------------------------------------
     def _reverse(self) -> bool:
-        return bool(self.get("drive_mode") & DriveMode.REVERSE)
+        return bool(self.get("drive_mode") & _REVERSE)
 
     def _present_ticks(self, q: float) -> int:
         encoder = CENTER_TICKS + self.hidden_direction * q / RAD_PER_TICK + self.hidden_offset_ticks
@@ -148,25 +174,25 @@ class VirtualServo:
     def refresh(self) -> None:
         """Present values from the plant, as the servo's firmware samples them."""
         q, qd, tau = self.plant.joint_state(self.joint_index)
-        sign = (-1 if self._reverse() else 1) * self.hidden_direction
+        get, put = self.get, self.set
+        reverse = get("drive_mode") & _REVERSE
+        sign = -self.hidden_direction if reverse else self.hidden_direction
         velocity = int(round(sign * qd / RAD_S_PER_VELOCITY_UNIT))
         effort = sign * tau
-        self.set("present_position", self._present_ticks(q))
-        self.set("present_velocity", velocity)
-        if "present_current" in self.table:
-            amps = effort * self.table.stall_current_a / self.table.stall_torque_nm
-            self.set("present_current", int(round(amps / AMPS_PER_CURRENT_UNIT)))
-        else:
-            self.set("present_load", int(round(1000 * effort / self.table.stall_torque_nm)))
-        self.set("present_pwm", int(round(885 * effort / self.table.stall_torque_nm)))
-        self.set("realtime_tick", int((self.clock() - self._t0) * 1000) % 32768)
-        moving = abs(velocity) > self.get("moving_threshold")
-        self.set("moving", int(moving))
-        in_position = abs(self.get("goal_position") - self.get("present_position")) <= 20
-        self.set("moving_status", (0x01 if in_position else 0) | (0x02 if moving else 0))
-        self.set("velocity_trajectory", velocity if self.torque_on else 0)
-        self.set("present_input_voltage", PRESENT_INPUT_VOLTAGE)
-        self.set("present_temperature", PRESENT_TEMPERATURE)
+        encoder = CENTER_TICKS + self.hidden_direction * q / RAD_PER_TICK + self.hidden_offset_ticks
+        position = int(round(4096 - encoder if reverse else encoder)) + get("homing_offset")
+        put("present_position", position)
+        put("present_velocity", velocity)
+        put(self._effort_item, int(round(effort * self._effort_per_nm)))
+        put("present_pwm", int(round(effort * self._pwm_per_nm)))
+        put("realtime_tick", int((self.clock() - self._t0) * 1000) % 32768)
+        moving = abs(velocity) > get("moving_threshold")
+        put("moving", int(moving))
+        in_position = abs(get("goal_position") - position) <= 20
+        put("moving_status", (0x01 if in_position else 0) | (0x02 if moving else 0))
+        put("velocity_trajectory", velocity if get("torque_enable") else 0)
+        put("present_input_voltage", self.input_voltage)
+        put("present_temperature", self.temperature)
 
     # ---- hardware errors ------------------------------------------------------------------------------
     def raise_hardware_error(self, bits: int) -> None:
@@ -182,10 +208,16 @@ class VirtualServo:
 
     # ---- reads and writes ---------------------------------------------------------------------------
     def read_range(self, address: int, length: int) -> tuple[int, bytes]:
-        if length <= 0 or address < 0 or address + length > self.table.size:
+        end = address + length
+        if length <= 0 or address < 0 or end > self.table.size:
             return ResultCode.ACCESS_ERROR, b""
-        self.refresh()
-        out = bytearray(self.memory[address : address + length])
+        indirect = any(address < hi and lo < end for lo, hi in self._indirect_spans)
+        live_lo, live_hi = self._live_range
+        if indirect or (address < live_hi and live_lo < end):
+            self.refresh()
+        if not indirect:
+            return ResultCode.OK, bytes(self.memory[address:end])
+        out = bytearray(self.memory[address:end])
         for k in range(length):
             target_item = self._indirect_data.get(address + k)
             if target_item is not None:
@@ -270,7 +302,7 @@ class VirtualServo:
             goal_written
             and not self.torque_on
             and not self.shut_down
-            and bool(self.get("drive_mode") & DriveMode.TORQUE_ON_BY_GOAL_UPDATE)
+            and bool(self.get("drive_mode") & _TORQUE_ON_BY_GOAL_UPDATE)
         )
         if torque_by_goal:
             self.set("torque_enable", 1)
@@ -345,7 +377,12 @@ class VirtualServo:
         self._power_on()
 
 
-def _clamp(value: int, item: Field) -> int:
-    bits = 8 * item.size
-    lo, hi = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if item.signed else (0, (1 << bits) - 1)
-    return max(lo, min(hi, int(value)))
+def _spans(fields: list[Field]) -> list[tuple[int, int]]:
+    """Contiguous [start, end) address spans covered by ``fields``."""
+    spans: list[list[int]] = []
+    for f in sorted(fields, key=lambda f: f.address):
+        if spans and spans[-1][1] == f.address:
+            spans[-1][1] = f.end
+        else:
+            spans.append([f.address, f.end])
+    return [(a, b) for a, b in spans]

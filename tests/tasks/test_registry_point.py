@@ -84,3 +84,24 @@ def test_sparse_point_robot_goals_and_sparse_reward():
     assert reward == pytest.approx(-0.1)
     assert info["sparse_reward"] == pytest.approx(0.9)  # 1 - distance inside the radius
     assert math.isclose(info["distance"], -reward)
+
+
+def test_env_speed_helper():
+    from pearl_robot.tasks.speed import env_steps_per_second
+
+    result = env_steps_per_second("point-robot", steps=200)
+    assert result["family"] == "point-robot" and result["steps"] == 200 and result["resets"] == 10
+    assert result["steps_per_s"] > 1000
+
+
+def test_importing_the_tasks_package_needs_no_mujoco_envs():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; import pearl_robot.tasks; from pearl_robot.tasks import make_family; "
+        "make_family('point-robot').make_env(0); "
+        "assert not any(m.startswith('gymnasium.envs.mujoco') for m in sys.modules), 'mujoco envs imported'; "
+        "assert 'mujoco' not in sys.modules, 'mujoco imported'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

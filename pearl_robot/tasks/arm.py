@@ -1,0 +1,322 @@
+"""The arm families on the project's own robot stack: ``RobotEnv(open_robot(...), ReachTask)``, so a
+policy trained here runs unchanged on hardware through the Robot interface.
+
+- ``arm-reach``: the reach goal varies per task and is NOT observed (``ReachTask(goal_observed=False)``);
+  the agent infers it from rewards. Goals from ``sample_reachable_goals``. Reward ``-distance``.
+- ``arm-dynamics``: payload mass, joint damping, friction loss, actuator gain and control latency vary
+  per task (``ArmDynamics`` applied with ``SimRobot.set_dynamics``) and are not observed; the reach goal
+  is observed and drawn per episode from a fixed pool of reachable goals. Reward
+  ``-distance - overshoot_cost * max(0, distance - previous distance)``: moving away from the goal
+  (overshoot, oscillation) costs extra, which is what an aggressive policy causes on a laggy or weak arm.
+
+Why task inference matters in arm-dynamics. The actions are increments of the servos' position targets,
+which the policy does not observe; the arm follows its target through the servo's own lag, a payload
+sag (gravity torque / gain), stiction and the control latency. How hard a policy may push toward the goal
+depends on those hidden parameters: on a stiff arm with no latency a high feedback gain reaches and holds
+the goal quickly, while on a weak, laggy arm the same gain overshoots and oscillates (the effect of an
+action shows up only several steps later), and the overshoot term makes that costly. The default ranges
+are wide on purpose (gain x 4^U(-1, 1), latency 0-0.3 s, payload 0-0.4 kg);
+``tests/tasks/test_task_inference.py`` measures that a controller tuned per task clearly beats the best
+single controller tuned for all tasks.
+
+``center`` (or the ``dynamics`` of a ``calibration`` file) centres the ranges on fitted parameters:
+multipliers multiply the centre's (per joint where it is per joint), payload and latency add to it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from pearl_robot.envs.robot_env import RobotEnv
+from pearl_robot.errors import ConfigError, PearlRobotError
+from pearl_robot.robot.base import Robot
+from pearl_robot.robot.dynamics import ArmDynamics
+from pearl_robot.robot.registry import open_robot
+from pearl_robot.robot.spec import RobotSpec, load_spec
+from pearl_robot.tasks.base import Task, TaskFamily
+from pearl_robot.tasks.reach import ReachTask, sample_reachable_goals
+
+
+class _LastKinematics:
+    """Forward kinematics that remembers its last answer: RobotEnv asks for the end effector of the same
+    state twice per step (reward, then observation); the second call is free."""
+
+    def __init__(self, kinematics: Any) -> None:
+        self.inner = kinematics
+        self._key: bytes | None = None
+        self._ee: np.ndarray | None = None
+
+    def end_effector(self, position_rad: np.ndarray) -> np.ndarray:
+        key = np.asarray(position_rad, dtype=float).tobytes()
+        if key != self._key:
+            self._ee = self.inner.end_effector(position_rad)
+            self._key = key
+        return self._ee.copy()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+class ArmTaskEnv(RobotEnv):
+    """RobotEnv plus what a task family needs.
+
+    - ``set_goal`` / ``set_dynamics`` take effect at the next ``reset`` (a task never changes mid-episode);
+    - ``goal_pool``: a new goal drawn from it at every reset (from the env's seeded generator);
+    - ``overshoot_cost``: an extra reward term ``-overshoot_cost * max(0, distance - previous distance)``;
+    - ``speed_cost``: an extra reward term ``-speed_cost * |arm joint velocity|``;
+    - one forward-kinematics call per step instead of two.
+    """
+
+    def __init__(
+        self,
+        robot: Robot,
+        task: ReachTask,
+        *,
+        goal_pool: np.ndarray | None = None,
+        overshoot_cost: float = 0.0,
+        speed_cost: float = 0.0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(robot, task, **kwargs)
+        self.kinematics = _LastKinematics(self.kinematics)
+        self.goal_pool = None if goal_pool is None else np.asarray(goal_pool, dtype=float)
+        self.overshoot_cost = float(overshoot_cost)
+        self.speed_cost = float(speed_cost)
+        self._last_distance = 0.0
+        self._pending_goal: np.ndarray | None = None
+        self._pending_dynamics: ArmDynamics | None = None
+
+    def set_goal(self, goal: Any) -> None:
+        self._pending_goal = np.asarray(goal, dtype=float).reshape(3)
+
+    def set_dynamics(self, dynamics: ArmDynamics) -> None:
+        backend = self.robot.unwrapped()
+        if not hasattr(backend, "set_dynamics"):
+            raise PearlRobotError(
+                f"{type(backend).__name__} has real dynamics that cannot be set; arm-dynamics tasks apply to "
+                "simulated arms only (on hardware the arm itself is the task)"
+            )
+        self._pending_dynamics = dynamics
+
+    @property
+    def dynamics(self) -> ArmDynamics | None:
+        return getattr(self.robot.unwrapped(), "dynamics", None)
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        if seed is not None:
+            gym.Env.reset(self, seed=seed)  # seed np_random before the goal is drawn
+        if self._pending_dynamics is not None:
+            self.robot.unwrapped().set_dynamics(self._pending_dynamics)
+            self._pending_dynamics = None
+        goal = None
+        if self.goal_pool is not None:
+            goal = self.goal_pool[int(self.np_random.integers(len(self.goal_pool)))]
+        elif self._pending_goal is not None:
+            goal = self._pending_goal
+            self._pending_goal = None
+        if goal is not None:
+            self.task = dataclasses.replace(self.task, goal=np.array(goal, dtype=float))
+        obs, info = super().reset(options=options)
+        ee = self.kinematics.end_effector(self.last_state.position)
+        self._last_distance = float(np.linalg.norm(ee - self.task.goal))
+        return obs, info
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = super().step(action)
+        distance = info["distance_m"]
+        if self.overshoot_cost:
+            away = max(0.0, distance - self._last_distance)
+            reward -= self.overshoot_cost * away
+            info["moved_away_m"] = away
+        self._last_distance = distance
+        if self.speed_cost:
+            speed = float(np.linalg.norm(self.last_state.velocity[self.arm]))
+            reward -= self.speed_cost * speed
+            info["speed_rad_s"] = speed
+        return obs, reward, terminated, truncated, info
+
+
+# ---- families ---------------------------------------------------------------------------------
+
+
+class _ArmFamily(TaskFamily):
+    max_path_length = 50  # 2.5 s at 20 Hz
+
+    def __init__(
+        self,
+        hardware: str | os.PathLike[str] | RobotSpec | None = None,
+        calibration: str | os.PathLike[str] | None = None,
+        robot: str = "sim",
+        safe: bool | None = None,
+        **counts: Any,
+    ) -> None:
+        """``robot``: the backend name for ``open_robot`` (``sim`` to train; a hardware name runs the
+        same env on the real arm, with ``calibration`` passed to it).
+
+        ``safe``: wrap the robot in SafeRobot. Default: on every backend but ``sim``, where it changes
+        nothing (RobotEnv already clamps targets to the joint limits and to the same per-step cap) and
+        costs about a fifth of a simulated step."""
+        super().__init__(**counts)
+        self.hardware = hardware
+        self.calibration = None if calibration is None else str(calibration)
+        self.robot = robot
+        self.safe = robot != "sim" if safe is None else bool(safe)
+        self.spec = load_spec(hardware)
+        self._calibrated_dynamics: ArmDynamics | None = None
+        if self.calibration is not None:
+            from pearl_robot.calibrate.model import load_calibration
+
+            self._calibrated_dynamics = load_calibration(self.calibration).dynamics
+
+    def open_robot(self) -> Robot:
+        calibration = None if self.robot == "sim" else self.calibration
+        return open_robot(self.robot, self.spec, calibration=calibration, safe=self.safe)
+
+    def _reach_task(self, goal: np.ndarray, goal_observed: bool) -> ReachTask:
+        return ReachTask(goal=np.asarray(goal, dtype=float), horizon=self.max_path_length, goal_observed=goal_observed)
+
+
+class ArmReachFamily(_ArmFamily):
+    """Reach a hidden goal (inferred from rewards); 80 train / 20 test goals; 50 steps per path.
+
+    The arm's dynamics are nominal, or a calibration file's fitted ones (``calibration``)."""
+
+    name = "arm-reach"
+    num_train_tasks = 80
+    num_test_tasks = 20
+
+    def __init__(self, goal_margin: float = 0.3, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.goal_margin = float(goal_margin)
+
+    def make_env(self, seed: int | None = None) -> ArmTaskEnv:
+        default_goal = sample_reachable_goals(self.spec, 1, np.random.default_rng(0), margin=self.goal_margin)[0]
+        env = ArmTaskEnv(self.open_robot(), self._reach_task(default_goal, goal_observed=False))
+        if self._calibrated_dynamics is not None and self.robot == "sim":
+            env.set_dynamics(self._calibrated_dynamics)
+        env.reset(seed=seed)
+        return env
+
+    def sample_tasks(self, n: int, rng: np.random.Generator) -> list[Task]:
+        goals = sample_reachable_goals(self.spec, n, rng, margin=self.goal_margin)
+        return [Task(self.name, i, {"goal": [float(v) for v in g]}) for i, g in enumerate(goals)]
+
+    def apply(self, env: gym.Env, task: Task) -> None:
+        env.unwrapped.set_goal(task.params["goal"])
+
+
+def _log_uniform(rng: np.random.Generator, lo: float, hi: float, size: int | None) -> Any:
+    return np.exp(rng.uniform(math.log(lo), math.log(hi), size))
+
+
+def _times(center: tuple[float, ...] | float, factor: Any) -> tuple[float, ...] | float:
+    product = np.asarray(center, dtype=float) * np.asarray(factor, dtype=float)
+    return float(product) if product.ndim == 0 else tuple(float(v) for v in product)
+
+
+class ArmDynamicsFamily(_ArmFamily):
+    """Reach an observed goal on an arm whose dynamics vary per task and are not observed.
+
+    Per task, relative to ``center`` (default nominal; or a calibration file's fitted dynamics):
+    gain_scale x log-U(gain_range), damping_scale x log-U(damping_range), frictionloss_scale x
+    log-U(frictionloss_range) (one factor for all joints, or one per joint with ``per_joint=True``),
+    payload_mass_kg + U(payload_range_kg), latency_s + U(latency_range_s). 40 train / 10 test tasks;
+    50 steps per path; a new goal from a pool of ``goal_pool_size`` reachable goals at every reset.
+    """
+
+    name = "arm-dynamics"
+    num_train_tasks = 40
+    num_test_tasks = 10
+
+    def __init__(
+        self,
+        center: dict[str, Any] | None = None,
+        gain_range: tuple[float, float] = (0.25, 4.0),
+        damping_range: tuple[float, float] = (0.5, 2.0),
+        frictionloss_range: tuple[float, float] = (0.5, 3.0),
+        payload_range_kg: tuple[float, float] = (0.0, 0.4),
+        latency_range_s: tuple[float, float] = (0.0, 0.3),
+        per_joint: bool = False,
+        overshoot_cost: float = 10.0,
+        speed_cost: float = 0.0,
+        goal_margin: float = 0.3,
+        goal_pool_size: int = 256,
+        goal_pool_seed: int = 0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if center is not None:
+            try:
+                self.center = ArmDynamics.from_dict(dict(center))
+            except TypeError as exc:
+                raise ConfigError("<task family>", "arm-dynamics.center", f"not ArmDynamics fields: {exc}") from None
+        else:
+            self.center = self._calibrated_dynamics or ArmDynamics()
+        self.ranges = {
+            "gain": _check_range("gain_range", gain_range, positive=True),
+            "damping": _check_range("damping_range", damping_range, positive=True),
+            "frictionloss": _check_range("frictionloss_range", frictionloss_range, positive=True),
+            "payload": _check_range("payload_range_kg", payload_range_kg),
+            "latency": _check_range("latency_range_s", latency_range_s),
+        }
+        self.per_joint = bool(per_joint)
+        self.overshoot_cost = float(overshoot_cost)
+        self.speed_cost = float(speed_cost)
+        self.goal_margin = float(goal_margin)
+        self.goal_pool_size = int(goal_pool_size)
+        self.goal_pool_seed = int(goal_pool_seed)
+        self._goal_pool: np.ndarray | None = None
+
+    def goal_pool(self) -> np.ndarray:
+        if self._goal_pool is None:
+            rng = np.random.default_rng(self.goal_pool_seed)
+            self._goal_pool = sample_reachable_goals(self.spec, self.goal_pool_size, rng, margin=self.goal_margin)
+        return self._goal_pool
+
+    def make_env(self, seed: int | None = None) -> ArmTaskEnv:
+        pool = self.goal_pool()
+        task = self._reach_task(pool[0], goal_observed=True)
+        env = ArmTaskEnv(
+            self.open_robot(), task, goal_pool=pool, overshoot_cost=self.overshoot_cost, speed_cost=self.speed_cost
+        )
+        if self.robot == "sim":
+            env.set_dynamics(self.center)
+        env.reset(seed=seed)
+        return env
+
+    def sample_tasks(self, n: int, rng: np.random.Generator) -> list[Task]:
+        joints = len(self.spec.joint_names) if self.per_joint else None
+        c, r = self.center, self.ranges
+        tasks = []
+        for i in range(n):
+            dynamics = dataclasses.replace(
+                c,
+                gain_scale=_times(c.gain_scale, _log_uniform(rng, *r["gain"], joints)),
+                damping_scale=_times(c.damping_scale, _log_uniform(rng, *r["damping"], joints)),
+                frictionloss_scale=_times(c.frictionloss_scale, _log_uniform(rng, *r["frictionloss"], joints)),
+                payload_mass_kg=float(c.payload_mass_kg + rng.uniform(*r["payload"])),
+                latency_s=float(c.latency_s + rng.uniform(*r["latency"])),
+            )
+            tasks.append(Task(self.name, i, dynamics.to_dict()))
+        return tasks
+
+    def apply(self, env: gym.Env, task: Task) -> None:
+        env.unwrapped.set_dynamics(ArmDynamics.from_dict(task.params))
+
+
+def _check_range(name: str, value: Any, positive: bool = False) -> tuple[float, float]:
+    try:
+        lo, hi = (float(v) for v in value)
+    except (TypeError, ValueError):
+        raise ConfigError("<task family>", f"arm-dynamics.{name}", f"expected [low, high], got {value!r}") from None
+    bad_low = lo <= 0 if positive else lo < 0
+    if not (math.isfinite(lo) and math.isfinite(hi) and lo <= hi) or bad_low:
+        bound = "0 < low <= high" if positive else "0 <= low <= high"
+        raise ConfigError("<task family>", f"arm-dynamics.{name}", f"expected {bound}, got {value!r}")
+    return lo, hi
