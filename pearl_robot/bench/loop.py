@@ -8,6 +8,7 @@ import numpy as np
 
 from pearl_robot.bench.common import cpu_hog, machine
 from pearl_robot.control.loop import RateLoop
+from pearl_robot.control.realtime import realtime_priority
 from pearl_robot.robot.registry import open_robot
 
 
@@ -15,6 +16,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cycles", type=int, default=10_000, help="control cycles per phase (default %(default)s)")
     parser.add_argument("--hardware", default=None, help="hardware YAML (default: the shipped arm)")
     parser.add_argument("--no-hog", action="store_true", help="skip the phase with a CPU hog on the other core")
+    parser.add_argument("--no-rt", action="store_true", help="do not ask for SCHED_FIFO real-time priority")
 
 
 def _policy_mlp(in_dim: int, out_dim: int, hidden: int = 300, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -31,9 +33,9 @@ def _forward(layers: list[tuple[np.ndarray, np.ndarray]], x: np.ndarray) -> np.n
     return np.tanh(x)
 
 
-def run_phase(cycles: int, hardware: str | None) -> dict[str, float]:
+def run_phase(cycles: int, hardware: str | None, rt: bool) -> dict[str, float]:
     robot = open_robot("sim", hardware)
-    with robot:
+    with robot, realtime_priority(rt) as granted:
         robot.enable()
         spec = robot.spec
         arm = spec.arm_joint_indices
@@ -51,15 +53,15 @@ def run_phase(cycles: int, hardware: str | None) -> dict[str, float]:
             target[arm] = spec.home_rad[arm] + 0.2 * np.tanh(target[arm] - spec.home_rad[arm])
             robot.write(target)
             loop.wait()
-    return loop.stats.summary()
+    return {**loop.stats.summary(), "realtime_priority": granted}
 
 
 def run(args: argparse.Namespace) -> dict[str, object]:
     result: dict[str, object] = {"benchmark": "loop", "rate_hz": 20, "machine": machine()}
-    result["quiet"] = run_phase(args.cycles, args.hardware)
+    result["quiet"] = run_phase(args.cycles, args.hardware, not args.no_rt)
     if not args.no_hog:
         with cpu_hog():
-            result["hog"] = run_phase(args.cycles, args.hardware)
+            result["hog"] = run_phase(args.cycles, args.hardware, not args.no_rt)
     phases = [result["quiet"]] + ([result["hog"]] if "hog" in result else [])
     result["targets"] = {
         "period_error_p99_ms<=0.5": all(p["period_error_p99_ms"] <= 0.5 for p in phases),

@@ -8,7 +8,9 @@ Two parts:
    raw exchange of the same byte counts with an echo process on another pty: the client writes the
    SYNC READ's bytes, the echo answers with as many bytes as the status packets take, the client
    writes the SYNC WRITE's bytes; no protocol work on either side. Blocks of both alternate so
-   they share the machine's conditions. ``wire_time_us`` is what those bytes take on a 1 Mbps bus.
+   they share the machine's conditions. ``client_*``: the same robot with its port moved to a device
+   that answers at once with valid status packets (our client stack without the Python device model).
+   ``wire_time_us`` is what those bytes take on a 1 Mbps bus.
 2. Episode: a ``cycles``-long 20 Hz run through ``open_robot`` (SafeRobot on SerialRobot) against
    an in-process virtual bus that corrupts a fraction of its status packets: it must finish without
    a safe stop, and the client must have counted every corrupted packet the bus sent.
@@ -28,13 +30,19 @@ import numpy as np
 
 from pearl_robot.bench.common import machine, percentiles_us
 from pearl_robot.dynamixel import protocol as proto
-from pearl_robot.dynamixel.bus import wire_time_s
+from pearl_robot.dynamixel.bus import SerialTransport, wire_time_s
 from pearl_robot.errors import PearlRobotError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cycles", type=int, default=2000, help="timed cycles per method (default %(default)s)")
     parser.add_argument("--block", type=int, default=100, help="cycles per alternating block (default %(default)s)")
+    parser.add_argument(
+        "--gap-ms",
+        type=float,
+        default=2.0,
+        help="idle time between timed cycles, as a control loop has (default %(default)s; 0: back to back)",
+    )
     parser.add_argument("--episode-cycles", type=int, default=200, help="episode cycles (default %(default)s)")
     parser.add_argument("--corrupt-rate", type=float, default=0.01, help="status packets corrupted in the episode")
     parser.add_argument("--rate-hz", type=float, default=None, help="episode rate (default: the arm's control rate)")
@@ -46,12 +54,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 # the TRAILER bytes that follow (the SYNC WRITE). Prints its path, runs until SIGTERM.
 ECHO_SCRIPT = """
 import os, select, signal, sys, tty
-request, reply, trailer = (int(a) for a in sys.argv[1:4])
+request, trailer = int(sys.argv[1]), int(sys.argv[3])
+reply = bytes.fromhex(sys.argv[2]) if not sys.argv[2].isdigit() else bytes(int(sys.argv[2]))
 master, slave = os.openpty()
 tty.setraw(slave)
 print(os.ttyname(slave), flush=True)
 signal.signal(signal.SIGTERM, lambda *a: sys.exit(0))
-answer = bytes(reply)
+answer = reply
 cycle = request + trailer
 received = 0
 while True:
@@ -100,7 +109,13 @@ def _raw_cycle(fd: int, tx_read: bytes, tx_write: bytes, rx: int) -> None:
     os.write(fd, tx_write)
 
 
-def measure_transaction(spec, hardware: str | None, cycles: int, block: int) -> dict[str, object]:
+def _pause(seconds: float) -> None:
+    """Idle between cycles (the device finishes the SYNC WRITE, as it does in a 50 ms control period)."""
+    if seconds > 0:
+        time.sleep(seconds)
+
+
+def measure_transaction(spec, hardware: str | None, cycles: int, block: int, gap_s: float) -> dict[str, object]:
     import serial
 
     from pearl_robot.robot.serial_robot import SerialRobot
@@ -144,10 +159,36 @@ def measure_transaction(spec, hardware: str | None, cycles: int, block: int) -> 
                     robot.read()
                     robot.write(hold)
                     transaction.append(clock() - t0)
+                    _pause(gap_s)
                 for _ in range(min(block, cycles - len(raw))):
                     t0 = clock()
                     _raw_cycle(fd, tx_read, tx_write, rx)
                     raw.append(clock() - t0)
+                    _pause(gap_s)
+            # the same robot, its port moved to a device that answers at once with valid status packets:
+            # what our client stack costs without the Python device model behind the pty
+            replies = b"".join(
+                proto.encode_status(i, 0, proto.to_bytes(0, 2) + proto.to_bytes(0, 4) + proto.to_bytes(2048, 4))
+                for i in ids
+            )
+            replay = _Device([sys.executable, "-c", ECHO_SCRIPT, str(len(tx_read)), replies.hex(), str(len(tx_write))])
+            own_transport = robot.bus.transport
+            robot.bus.transport = SerialTransport(replay.path, spec.bus.baudrate)
+            client: list[float] = []
+            try:
+                for _ in range(50):
+                    robot.read()
+                    robot.write(hold)
+                for _ in range(cycles):
+                    t0 = clock()
+                    robot.read()
+                    robot.write(hold)
+                    client.append(clock() - t0)
+                    _pause(gap_s)
+            finally:
+                robot.bus.transport.close()
+                robot.bus.transport = own_transport
+                replay.close()
             stats = robot.stats_dict()
     finally:
         if raw_port is not None:
@@ -157,15 +198,19 @@ def measure_transaction(spec, hardware: str | None, cycles: int, block: int) -> 
         vbus.close()
     t = percentiles_us(transaction, "transaction_")
     r = percentiles_us(raw, "raw_")
+    c = percentiles_us(client, "client_")
     return {
+        "gap_between_cycles_ms": gap_s * 1e3,
         "joints": n,
         "tx_bytes": len(tx_read) + len(tx_write),
         "rx_bytes": rx,
         "wire_time_us": wire_time_s(len(tx_read) + len(tx_write) + rx, 1_000_000) * 1e6,
         **t,
         **r,
+        **c,
         "ratio": t["transaction_p50_us"] / r["raw_p50_us"],
         "ratio_p99": t["transaction_p99_us"] / r["raw_p99_us"],
+        "client_ratio": c["client_p50_us"] / r["raw_p50_us"],
         "transaction_retries": stats.get("bus_retries", 0),
         "transaction_timeouts": stats.get("bus_timeouts", 0),
     }
@@ -221,7 +266,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
 
     spec = load_spec(args.hardware)
     result: dict[str, object] = {"benchmark": "serial", "machine": machine()}
-    result.update(measure_transaction(spec, args.hardware, args.cycles, args.block))
+    result.update(measure_transaction(spec, args.hardware, args.cycles, args.block, args.gap_ms / 1e3))
     result.update(run_episode(spec, args.episode_cycles, args.corrupt_rate, args.rate_hz, args.seed))
     result["targets"] = {
         "ratio<=2": result["ratio"] <= 2.0,

@@ -4,8 +4,13 @@ Both servers run as separate processes (as on a robot computer) and are measured
 interleaved blocks so that both see the same machine load. The RemoteRobot figure is one ``write()``:
 the command goes out, the server runs it through its SafeRobot-wrapped robot, and the reply brings the
 targets sent and the state measured after them. The raw figure sends the same request bytes to a REP
-socket that answers with the same reply bytes and does nothing else. Also measured: when the server's
-watchdog holds the arm after the client stops commanding.
+socket that answers with the same reply bytes and does nothing else.
+
+``link_*`` figures subtract from each round trip the served robot's own time for that command (its
+SafeRobot and backend write and read, measured by the server and returned as ``dt``): what RemoteRobot
+and RobotServer add over calling the robot locally. The 1.5x target is checked on the link figure;
+the full ``ratio_*`` (which also charges the served robot's work to the link) is reported beside it.
+Also measured: when the server's watchdog holds the arm after the client stops commanding.
 """
 
 from __future__ import annotations
@@ -133,6 +138,7 @@ def _hold_trials(robot: RemoteRobot, trials: int) -> list[float]:
 
 def run(args: argparse.Namespace) -> dict[str, object]:
     spec = load_spec(args.hardware)
+    load_before = os.getloadavg()[0]
     request, reply = _sample_payloads(spec.num_joints)
     with contextlib.ExitStack() as stack:
         if args.transport == "tcp":
@@ -216,7 +222,8 @@ def run(args: argparse.Namespace) -> dict[str, object]:
         "watchdog_hold_max_periods": float(holds_ms.max() / (period_s * 1e3)) if holds_ms.size else None,
         "client_events": remote_events,
         "server_events": server_events,
-        "machine": {**machine(), "pid": os.getpid()},
+        # round trips on a shared machine swing with its load: the 1-minute load average, before and after
+        "machine": {**machine(), "load_avg_1min": [load_before, os.getloadavg()[0]]},
     }
     # "the watchdog holds within 2 periods of the last command": it fires when 2 periods have passed;
     # the allowance is the server's wake-up latency (2 ms, 4% of a period at 20 Hz).

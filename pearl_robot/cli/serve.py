@@ -62,7 +62,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
     endpoints = args.bind or [DEFAULT_ENDPOINT]
-    endpoints = [e.replace(":0", ":*") if e.startswith("tcp://") and e.endswith(":0") else e for e in endpoints]
     curve = None
     if args.server_key or args.allow:
         if not (args.server_key and args.allow):

@@ -139,12 +139,7 @@ def transaction_timeout_s(
     return_delay_s: float,
     margin_s: float,
 ) -> float:
-    return (
-        wire_time_s(tx_bytes + rx_bytes, baudrate)
-        + replies * return_delay_s
-        + 2.0 * latency_timer_s
-        + margin_s
-    )
+    return wire_time_s(tx_bytes + rx_bytes, baudrate) + replies * return_delay_s + 2.0 * latency_timer_s + margin_s
 
 
 # ---- the client --------------------------------------------------------------------------------------
@@ -343,6 +338,7 @@ class DynamixelBus:
             self.transport.discard_input()
             self._parser.clear()
             self._dirty = True
+            self._parser.max_length = proto.MAX_LENGTH
             self.transport.write(packet)
             self.stats["transactions"] += 1
             deadline = self.clock() + wait_s

@@ -288,8 +288,14 @@ def _xm430(model: str, model_number: int, stall_torque_nm: float, no_load_speed_
         position_p_gain=800,
         current_control=True,
     )
-    return ControlTable(model, model_number, tuple(fields), stall_torque_nm=stall_torque_nm,
-                        stall_current_a=2.3, no_load_speed_rpm=no_load_speed_rpm)
+    return ControlTable(
+        model,
+        model_number,
+        tuple(fields),
+        stall_torque_nm=stall_torque_nm,
+        stall_current_a=2.3,
+        no_load_speed_rpm=no_load_speed_rpm,
+    )
 
 
 XM430_W350 = _xm430("XM430-W350", 1020, stall_torque_nm=4.1, no_load_speed_rpm=46.0)

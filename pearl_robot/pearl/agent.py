@@ -90,9 +90,7 @@ class PEARLAgent(nn.Module):
         """``context`` ``[T, N, context_dim]`` -> q(z | c) as (mean, var), each ``[T, latent]``."""
         return self.encoder(context)
 
-    def sample_z(
-        self, mean: torch.Tensor, var: torch.Tensor, generator: torch.Generator | None = None
-    ) -> torch.Tensor:
+    def sample_z(self, mean: torch.Tensor, var: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """A reparameterized sample of N(mean, var); the mean itself for the deterministic encoder."""
         if not self.probabilistic:
             return mean

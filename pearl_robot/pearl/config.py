@@ -8,6 +8,7 @@ Unknown fields and ill-typed values are refused with a ConfigError naming the fi
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import types
 import typing
 from dataclasses import dataclass, field
@@ -135,14 +136,23 @@ def _check_type(name: str, value: Any, source: object) -> Any:
     elif origin is float:
         if isinstance(value, int | float) and not isinstance(value, bool):
             return float(value)
-    elif origin is str:
-        if isinstance(value, str):
-            return value
-    elif origin is dict:
-        if isinstance(value, dict):
-            return dict(value)
+        if isinstance(value, str):  # YAML 1.1 reads "1e-3" (no dot) as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
+    elif origin is str and isinstance(value, str):
+        return value
+    elif origin is dict and isinstance(value, dict):
+        return dict(value)
     type_name = getattr(origin, "__name__", str(origin))
     raise ConfigError(source, name, f"expected {type_name}{' or null' if optional else ''}, got {value!r}")
+
+
+def _unknown(key: str) -> str:
+    close = difflib.get_close_matches(key, FIELDS, n=1)
+    hint = f"did you mean '{close[0]}'? " if close else ""
+    return f"unknown field ({hint}known: {', '.join(FIELDS)})"
 
 
 def config_from_dict(data: dict[str, Any], source: object = "<config>") -> PEARLConfig:
@@ -151,7 +161,7 @@ def config_from_dict(data: dict[str, Any], source: object = "<config>") -> PEARL
     values = {}
     for key, value in data.items():
         if key not in FIELDS:
-            raise ConfigError(source, str(key), f"unknown field (known: {', '.join(FIELDS)})")
+            raise ConfigError(source, str(key), _unknown(str(key)))
         values[key] = _check_type(key, value, source)
     return PEARLConfig(**values).validate(source)
 
@@ -173,9 +183,7 @@ def resolve_config_path(name_or_path: str | Path) -> Path:
         return path
     shipped = configs_dir() / f"{name_or_path}.yaml"
     if not shipped.exists():
-        raise ConfigError(
-            name_or_path, "<name>", f"no such shipped config (known: {', '.join(shipped_configs())})"
-        )
+        raise ConfigError(name_or_path, "<name>", f"no such shipped config (known: {', '.join(shipped_configs())})")
     return shipped
 
 
@@ -212,7 +220,7 @@ def apply_overrides(cfg: PEARLConfig, overrides: list[str]) -> PEARLConfig:
             data["family_params"] = {**data["family_params"], key.split(".", 1)[1]: value}
             continue
         if key not in FIELDS:
-            raise ConfigError("--set", key, f"unknown field (known: {', '.join(FIELDS)})")
+            raise ConfigError("--set", key, _unknown(key))
         data[key] = value
     return config_from_dict(data, "--set")
 

@@ -451,3 +451,51 @@ class MetaTrainer:
         trainer = cls(cfg, run_dir=path.parent if for_resume else None, family=family, progress=progress)
         trainer.load_state_dict(state)
         return trainer
+
+
+def load_checkpoint(run: str | os.PathLike[str]) -> tuple[PEARLConfig, dict[str, Any]]:
+    """(config, state) of ``RUN/checkpoint.pt`` (or a checkpoint file), loaded without unpickling code."""
+    path = Path(run)
+    if path.is_dir():
+        path = path / CHECKPOINT
+    if not path.exists():
+        raise PearlRobotError(f"{path}: no checkpoint there")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    return config_from_dict(state["config"], path), state
+
+
+@dataclass
+class LoadedPolicy:
+    """What evaluating a checkpoint needs, without buffers or optimizers."""
+
+    cfg: PEARLConfig
+    iteration: int
+    family: TaskFamily
+    train_tasks: list
+    test_tasks: list
+    agent: NumpyAgent
+    evaluator: Evaluator
+
+
+def load_policy(run: str | os.PathLike[str], num_steps_per_eval: int | None = None) -> LoadedPolicy:
+    cfg, state = load_checkpoint(run)
+    family = make_task_family(cfg)
+    train_tasks, test_tasks = family.split(cfg.seed)
+    env = family.make_env(seed=cfg.seed + 1)
+    obs_dim = int(np.prod(env.observation_space.shape))
+    action_dim = int(np.prod(env.action_space.shape))
+    agent = PEARLAgent(AgentDims.from_config(cfg, obs_dim, action_dim))
+    agent.load_state_dict(state["agent"])
+    max_path_length = int(cfg.max_path_length or family.max_path_length)
+    steps = num_steps_per_eval or cfg.num_steps_per_eval
+    evaluator = Evaluator(
+        family,
+        env,
+        Layout(obs_dim, action_dim),
+        max_path_length,
+        num_trajectories=max(steps // max_path_length, 1),
+        num_exp_traj_eval=cfg.num_exp_traj_eval,
+        sparse_rewards=cfg.sparse_rewards,
+        use_next_obs_in_context=cfg.use_next_obs_in_context,
+    )
+    return LoadedPolicy(cfg, int(state["iteration"]), family, train_tasks, test_tasks, agent.export_numpy(), evaluator)

@@ -124,7 +124,8 @@ class RemoteRobot(Robot):
         return server_public, load_key(client_key, secret=True)
 
     # ---- sockets ------------------------------------------------------------------------------
-    def _socket(self) -> zmq.Socket:
+    def _socket(self, timeout_s: float | None = None) -> zmq.Socket:
+        timeout_ms = max(1, int((timeout_s or self.timeout_s) * 1000))
         sock = self._context.socket(zmq.DEALER)
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.IMMEDIATE, 1)  # never queue requests for a server that is not there
@@ -132,14 +133,17 @@ class RemoteRobot(Robot):
         sock.setsockopt(zmq.RCVHWM, 64)
         sock.setsockopt(zmq.RECONNECT_IVL, 50)
         sock.setsockopt(zmq.RECONNECT_IVL_MAX, 500)
-        sock.setsockopt(zmq.SNDTIMEO, int(self.timeout_s * 1000))
-        sock.setsockopt(zmq.RCVTIMEO, int(self.timeout_s * 1000))
+        sock.setsockopt(zmq.SNDTIMEO, timeout_ms)
+        sock.setsockopt(zmq.RCVTIMEO, timeout_ms)
         if self._curve is not None:
             apply_client_curve(sock, *self._curve)
         return sock
 
     def _exchange(self, sock: zmq.Socket, op: str, fields: dict[str, Any], timeout_s: float) -> dict[str, Any]:
-        """Send one request and wait for its reply; replies to earlier, abandoned requests are skipped."""
+        """Send one request and wait for its reply; replies to earlier, abandoned requests are skipped.
+
+        The socket's own send/receive timeouts bound the common case in one system call each; a
+        timeout shorter than the socket's is enforced with a poll."""
         seq = next(self._seq)
         sent_at = time.monotonic()
         frame = wire.encode_request(op, seq, sent_at, self._sid if op != "hello" else None, **fields)
@@ -148,8 +152,11 @@ class RemoteRobot(Robot):
         except zmq.Again:
             raise _NoReply(f"could not send to {self.endpoint} (not connected)") from None
         deadline = sent_at + timeout_s
+        short = timeout_s < self.timeout_s and timeout_s * 1000 < sock.getsockopt(zmq.RCVTIMEO)
         while True:
             try:
+                if short and not sock.poll(max(0, int((deadline - time.monotonic()) * 1000)), zmq.POLLIN):
+                    raise zmq.Again
                 raw = sock.recv()
             except zmq.Again:
                 raise _NoReply(f"no reply from {self.endpoint} within {timeout_s * 1e3:.0f} ms") from None
@@ -172,25 +179,31 @@ class RemoteRobot(Robot):
         if self._lost_reason is not None:
             raise RobotFault(self._lost_reason)
         try:
+            if self._sid is None:  # an earlier attempt to renew the session failed: try again
+                self._renew_session(op, "no session")
             reply = self._exchange(self._control, op, fields, self.timeout_s)
             if not reply["ok"] and reply.get("err") == wire.NO_SESSION:
-                self.events["session_restarted"] += 1
-                was_active = self._lifecycle is Lifecycle.ACTIVE
-                text = reply.get("msg", "")
-                self._hello(self.timeout_s)
-                if was_active and op not in ("disable", "bye"):
-                    reason = (
-                        f"the robot server at {self.endpoint} ended this client's session ({text}) and "
-                        "disabled the arm; call disable() then enable() to go on"
-                    )
-                    self.fail(reason)
-                    raise RobotFault(reason)
+                self._renew_session(op, reply.get("msg", ""))
                 reply = self._exchange(self._control, op, fields, self.timeout_s)
         except _NoReply as exc:
             raise RobotFault(self._server_lost(str(exc))) from None
         if not reply["ok"] and reply.get("err") not in accept:
             raise self._refusal(op, reply)
         return reply
+
+    def _renew_session(self, op: str, why: str) -> None:
+        """A new session after the server forgot ours (it restarted, or ended the session). The server
+        disabled the arm meanwhile, so an ACTIVE client enters ERROR and says so, rather than carry on."""
+        self.events["session_restarted"] += 1
+        was_active = self._lifecycle is Lifecycle.ACTIVE
+        self._hello(self.timeout_s)
+        if was_active and op not in ("disable", "bye"):
+            reason = (
+                f"the robot server at {self.endpoint} ended this client's session ({why}) and "
+                "disabled the arm; call disable() then enable() to go on"
+            )
+            self.fail(reason)
+            raise RobotFault(reason)
 
     def _refusal(self, op: str, reply: dict[str, Any]) -> Exception:
         code, text = reply.get("err"), reply.get("msg", "")
@@ -283,7 +296,10 @@ class RemoteRobot(Robot):
                 poller.modify(self._control, zmq.POLLIN)
                 phase = zmq.POLLIN
             elif ready.get(self._control, 0) & zmq.POLLIN:
-                reply = wire.decode_reply(self._control.recv())
+                try:
+                    reply = wire.decode_reply(self._control.recv())
+                except wire.WireError as exc:
+                    raise RobotFault(f"robot server at {self.endpoint}: {exc}") from None
                 if reply.get("seq") == seq:
                     self._last_reply = time.monotonic()
                     return reply
@@ -337,7 +353,7 @@ class RemoteRobot(Robot):
             finally:
                 self._control.disable_monitor()
                 monitor.close(linger=0)
-            self._heartbeat_socket = self._socket()
+            self._heartbeat_socket = self._socket(self._heartbeat_interval_s)
             self._heartbeat_socket.connect(self.endpoint)
         except BaseException:
             self._close_sockets()

@@ -3,7 +3,8 @@
 Per control cycle exactly one bus transaction each way: ``read()`` is one SYNC READ of present
 current (or load), velocity and position for every joint (addresses 126-135, contiguous on X-series),
 ``write()`` one SYNC WRITE of Goal Position (116). Ticks become radians through the hardware YAML and
-an optional per-joint ``calibration`` (``JointCalibration``: an offset in ticks and a direction)::
+an optional per-joint ``tick_calibration`` (``JointCalibration``: an offset in ticks and a direction;
+``open_robot``'s ``calibration`` file, applied by ``CalibratedRobot`` in radians, is the usual way)::
 
     position_rad = direction * (ticks - 2048 - offset_ticks) * 2*pi/4096
 
@@ -62,7 +63,6 @@ FAULT_KINDS = {
 }
 
 
-
 def state_items(table: ControlTable, read_effort: bool) -> list[Field]:
     """The items one state read covers: present current (or load on models without current
     sensing), velocity and position; contiguous on X-series (126-135)."""
@@ -104,7 +104,7 @@ class SerialRobot(Robot):
         *,
         baudrate: int | None = None,
         latency_timer_ms: float | None = None,
-        calibration: Mapping[str, JointCalibration | Mapping[str, int]] | None = None,
+        tick_calibration: Mapping[str, JointCalibration | Mapping[str, int]] | None = None,
         on_close: str = "torque_off",
         fault_action: str = "hold",
         retries: int = 3,
@@ -137,7 +137,7 @@ class SerialRobot(Robot):
                 self.tables.append(control_table(joint.model))
             except KeyError as exc:
                 raise ConfigError(spec.source, f"joints[{i}].model", str(exc.args[0])) from None
-        self.calibration = self._parse_calibration(calibration or {})
+        self.calibration = self._parse_calibration(tick_calibration or {})
         self._direction = np.array([c.direction for c in self.calibration], dtype=float)
         self._zero_ticks = np.array([CENTER_TICKS + c.offset_ticks for c in self.calibration], dtype=float)
         self._effort_scale = np.array([self._effort_unit(t) for t in self.tables])
@@ -164,7 +164,7 @@ class SerialRobot(Robot):
     def _parse_calibration(self, raw: Mapping[str, JointCalibration | Mapping[str, int]]) -> list[JointCalibration]:
         unknown = sorted(set(raw) - set(self.spec.joint_names))
         if unknown:
-            raise ConfigError(self.spec.source, "calibration", f"unknown joint '{unknown[0]}'")
+            raise ConfigError(self.spec.source, "tick_calibration", f"unknown joint '{unknown[0]}'")
         out = []
         for name in self.spec.joint_names:
             value = raw.get(name, JointCalibration())
@@ -268,7 +268,19 @@ class SerialRobot(Robot):
             raise RobotFault(f"servo {names} refused torque on (a shutdown needs clear_faults())")
 
     def _disable(self) -> None:
-        self._guard(lambda: self._sync_write_value("torque_enable", dict.fromkeys(self.ids, 0)))
+        self._guard(self._torque_off)
+
+    def _torque_off(self) -> None:
+        """Torque off everywhere, confirmed by reading it back (a SYNC WRITE has no reply)."""
+        item = self.tables[0]["torque_enable"]
+        for _ in range(3):
+            self._sync_write_value("torque_enable", dict.fromkeys(self.ids, 0))
+            replies = self.bus.sync_read(item.address, item.size, self.ids)
+            still_on = [i for i, reply in replies.items() if reply.params != b"\x00"]
+            if not still_on:
+                return
+        names = ", ".join(self.joint_label(i) for i in still_on)
+        raise RobotFault(f"servo {names} kept torque on after three torque-off commands")
 
     def _close(self) -> None:
         bus = self.bus
@@ -276,7 +288,7 @@ class SerialRobot(Robot):
             return
         try:
             if self.on_close == "torque_off":
-                self._sync_write_value("torque_enable", dict.fromkeys(self.ids, 0))
+                self._torque_off()
             elif self._last_ticks is not None:
                 self._sync_write_value("goal_position", dict(zip(self.ids, self._last_ticks.tolist())))
         except RobotFault:

@@ -45,6 +45,7 @@ DEFAULT_HEARTBEAT_TIMEOUT_S = 1.0
 ZAP_DOMAIN = "pearl-robot"  # the authenticator's allow list applies to this domain only
 MAX_BATCH = 256  # messages read per wake-up before the timers are checked again
 MAX_TIMER_WAIT_MS = 100
+WATCHDOG_SPIN_S = 0.003
 SOCKET_MAX_MESSAGE_BYTES = 1 << 16  # the transport drops peers sending more (the app refuses > 4 KiB)
 HANDSHAKE_EVENTS = (
     zmq.EVENT_HANDSHAKE_FAILED_AUTH | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
@@ -103,6 +104,11 @@ class RobotServer:
         self.curve = curve
         self.watchdog_periods = watchdog_periods or self.spec.safety.watchdog_periods
         self.heartbeat_timeout_s = float(heartbeat_timeout_s)
+        if self.watchdog_periods < 1 or not 0 < self.heartbeat_timeout_s < 3600:
+            raise PearlRobotError(
+                f"watchdog periods must be >= 1 and the heartbeat timeout in (0, 3600) s, got "
+                f"{self.watchdog_periods} and {heartbeat_timeout_s}"
+            )
         self.max_command_age_s = max_command_age_s or self.spec.period_s
         self.max_message_bytes = max_message_bytes
         self.clock = clock
@@ -285,10 +291,13 @@ class RobotServer:
             self._make_safe("server stopped")
 
     def _next_timer_ms(self) -> int:
+        """How long the next receive may block. The last WATCHDOG_SPIN_S before a hold is due are spent
+        polling instead of sleeping, so that the hold is not late by the scheduler's wake-up latency."""
         now = self.clock()
         wait = MAX_TIMER_WAIT_MS / 1000
         if not self._holding and self.robot.lifecycle is Lifecycle.ACTIVE:
-            wait = min(wait, self._last_command + self.watchdog_periods * self.spec.period_s - now)
+            until_hold = self._last_command + self.watchdog_periods * self.spec.period_s - now
+            wait = min(wait, until_hold - WATCHDOG_SPIN_S if until_hold > WATCHDOG_SPIN_S else 0.0)
         if self._owner is not None:
             wait = min(wait, self._owner.last_seen + self.heartbeat_timeout_s - now)
         return max(0, int(wait * 1000 + 0.999))
@@ -309,7 +318,7 @@ class RobotServer:
         """Read what else is queued (up to MAX_BATCH), then answer in order; only the newest write of a
         session in the batch runs."""
         batch: list[tuple[list[Any], float]] = [(first, self.clock())]
-        while len(batch) < MAX_BATCH and router.get(zmq.EVENTS) & zmq.POLLIN:
+        while len(batch) < MAX_BATCH and router.getsockopt(_EVENTS) & _POLLIN:
             try:
                 frames = router.recv_multipart(zmq.NOBLOCK, copy=copy)
             except zmq.Again:
@@ -519,24 +528,24 @@ class RobotServer:
                 wire.LIFECYCLE, f"commands are refused unless ACTIVE; the robot is {self.robot.lifecycle.value}", seq
             )
         session.last_write_seq = seq  # only a write that runs moves the bar (a refused one cannot block later ones)
+        robot = self.robot
         started = time.perf_counter()
-        sent = self._robot_call(self.robot.write, request.q)
-        self._last_command = now
-        self._holding = False
-        self.count("writes")
-        state = self._robot_call(self.robot.read)
+        try:
+            sent = robot.write(request.q)
+            self._last_command = now
+            self._holding = False
+            state = robot.read()
+        except Exception as exc:
+            raise _robot_refusal(exc) from None
         work_s = time.perf_counter() - started
-        return wire.encode_reply(
-            seq, sent=wire.encode_array(sent), state=wire.encode_state(state, self.clock()), dt=work_s
-        )
+        self.events["writes"] += 1
+        return wire.encode_write_reply(seq, sent, state, self.clock(), work_s)
 
     def _robot_call(self, fn: Callable[..., Any], *args: Any) -> Any:
         try:
             return fn(*args)
-        except LifecycleError as exc:
-            raise wire.WireError(wire.LIFECYCLE, str(exc)) from None
-        except (PearlRobotError, ValueError) as exc:
-            raise wire.WireError(wire.FAULT, f"{type(exc).__name__}: {exc}") from None
+        except Exception as exc:
+            raise _robot_refusal(exc) from None
 
     # ---- keeping the arm safe ---------------------------------------------------------------
     def _hold(self, now: float, reason: str) -> None:
@@ -595,6 +604,16 @@ class RobotServer:
             log.warning("robot server: refused a connection (%s)", event.get("event"))
 
 
+def _robot_refusal(exc: Exception) -> Exception:
+    """The robot's exceptions as refusals; anything unexpected stays itself (an internal error)."""
+    if isinstance(exc, LifecycleError):
+        return wire.WireError(wire.LIFECYCLE, str(exc))
+    if isinstance(exc, (PearlRobotError, ValueError)):
+        return wire.WireError(wire.FAULT, f"{type(exc).__name__}: {exc}")
+    return exc
+
+
+_EVENTS, _POLLIN = int(zmq.EVENTS), int(zmq.POLLIN)  # plain ints: enum flag arithmetic is slow on the hot path
 _WAKE = wire.WireError("wake", "stop() woke the loop")  # not a request: no reply, not counted
 
 

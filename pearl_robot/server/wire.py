@@ -107,9 +107,17 @@ def pack(message: dict[str, Any]) -> bytes:
     return msgpack.packb(message, use_bin_type=True)
 
 
+_unpackb = msgpack.unpackb
+_packb = msgpack.packb
+_isfinite = math.isfinite
+
+
 def unpack(frame: bytes, max_bytes: int = MAX_MESSAGE_BYTES) -> Any:
-    # raw=False: str stays str; strict_map_key: keys only str/bytes; limits bound the decoder's memory.
-    return msgpack.unpackb(frame, raw=False, strict_map_key=True)
+    """raw=False: strings stay str; strict_map_key: map keys only str/bytes. msgpack bounds every
+    container by the frame's length, and callers bound the frame (``max_bytes``) before decoding."""
+    if len(frame) > max_bytes:
+        raise ValueError(f"frame of {len(frame)} bytes over the {max_bytes}-byte limit")
+    return _unpackb(frame, raw=False, strict_map_key=True)
 
 
 def encode_array(values: np.ndarray) -> bytes:
@@ -131,19 +139,10 @@ def decode_finite_array(blob: bytes, n: int) -> np.ndarray | None:
     """``n`` float64 LE values, or None if any is NaN or infinite (struct + math: cheaper than numpy for a
     handful of joints)."""
     values = _array_struct(n).unpack(blob)
-    isfinite = math.isfinite
     for value in values:
-        if not isfinite(value):
+        if not _isfinite(value):
             return None
     return np.array(values)
-
-
-def _is_int(value: object) -> bool:
-    return type(value) is int
-
-
-def _is_number(value: object) -> bool:
-    return (type(value) is float and math.isfinite(value)) or type(value) is int
 
 
 # ---- requests --------------------------------------------------------------------------------
@@ -156,57 +155,60 @@ def encode_request(op: str, seq: int, t: float, sid: bytes | None = None, **fiel
 
 
 def decode_request(frame: bytes, num_joints: int, max_bytes: int = MAX_MESSAGE_BYTES) -> Request:
-    """Validate one request frame; raises WireError naming why it is refused."""
+    """Validate one request frame; raises WireError naming why it is refused.
+
+    Written flat (no helper calls on the common path): it runs once per message on the robot computer."""
     if len(frame) > max_bytes:
         raise WireError(OVERSIZED, f"message of {len(frame)} bytes exceeds the {max_bytes}-byte limit")
     try:
-        message = unpack(frame, max_bytes)
+        message = _unpackb(frame, raw=False, strict_map_key=True)
     except Exception as exc:  # any decoder complaint: truncated, extra data, bad type byte, limits
         raise WireError(MALFORMED, f"not a msgpack message ({type(exc).__name__})") from None
     if type(message) is not dict:
         raise WireError(MALFORMED, f"expected a msgpack map, got {type(message).__name__}")
-    seq = message.get("seq")
-    seq = seq if _is_int(seq) and 0 <= seq < MAX_SEQ else None
-    version = message.get("v")
-    if not _is_int(version):
+    get = message.get
+    seq = get("seq")
+    if type(seq) is not int or not 0 <= seq < MAX_SEQ:
+        seq = None
+    version = get("v")
+    if type(version) is not int:
         raise WireError(MALFORMED, "missing integer protocol version 'v'", seq)
     if version != PROTOCOL_VERSION:
         raise WireError(VERSION, f"protocol version {version} not supported (server speaks {PROTOCOL_VERSION})", seq)
     if seq is None:
-        raise WireError(MALFORMED, f"'seq' must be an integer in [0, 2**63), got {message.get('seq')!r}"[:200])
-    op = message.get("op")
+        raise WireError(MALFORMED, f"'seq' must be an integer in [0, 2**63), got {get('seq')!r}"[:200])
+    op = get("op")
     if type(op) is not str or op not in OPS:
         raise WireError(BAD_OP, f"unknown op {op!r}"[:200], seq)
-    t = message.get("t")
-    if not _is_number(t):
+    t = get("t")
+    kind = type(t)
+    if not ((kind is float and _isfinite(t)) or kind is int):
         raise WireError(MALFORMED, "'t' (the client's send time, s) must be a finite number", seq)
-    request = Request(op, seq, float(t), None)
     if op == "hello":
-        client = message.get("client", "")
+        client = get("client", "")
         if type(client) is not str or len(client) > MAX_CLIENT_NAME:
             raise WireError(MALFORMED, f"'client' must be a string of at most {MAX_CLIENT_NAME} characters", seq)
-        request.client = client
-        return request
-    sid = message.get("sid")
+        return Request(op, seq, float(t), None, client=client)
+    sid = get("sid")
     if type(sid) is not bytes or len(sid) != SESSION_ID_BYTES:
         raise WireError(MALFORMED, f"'sid' must be {SESSION_ID_BYTES} bytes", seq)
-    request.sid = sid
-    if op in ("write", "teleport"):
-        blob = message.get("q")
-        if type(blob) is not bytes:
-            raise WireError(MALFORMED, "'q' must be bin (little-endian float64 targets)", seq)
-        if len(blob) != num_joints * ARRAY_DTYPE.itemsize:
-            raise WireError(INVALID, f"'q' must hold {num_joints} float64 values, got {len(blob)} bytes", seq)
-        q = decode_finite_array(blob, num_joints)
-        if q is None:
-            raise WireError(INVALID, "joint targets must be finite", seq)
-        request.q = q
-    if op == "write":
-        ttl = message.get("ttl")
-        if not _is_number(ttl) or not 0 < ttl <= MAX_TTL_S:
-            raise WireError(MALFORMED, f"'ttl' must be a number in (0, {MAX_TTL_S}] seconds", seq)
-        request.ttl = float(ttl)
-    return request
+    if op != "write" and op != "teleport":
+        return Request(op, seq, float(t), sid)
+    blob = get("q")
+    if type(blob) is not bytes:
+        raise WireError(MALFORMED, "'q' must be bin (little-endian float64 targets)", seq)
+    if len(blob) != 8 * num_joints:  # float64
+        raise WireError(INVALID, f"'q' must hold {num_joints} float64 values, got {len(blob)} bytes", seq)
+    q = decode_finite_array(blob, num_joints)
+    if q is None:
+        raise WireError(INVALID, "joint targets must be finite", seq)
+    if op == "teleport":
+        return Request(op, seq, float(t), sid, q)
+    ttl = get("ttl")
+    kind = type(ttl)
+    if not ((kind is float and _isfinite(ttl)) or kind is int) or not 0 < ttl <= MAX_TTL_S:
+        raise WireError(MALFORMED, f"'ttl' must be a number in (0, {MAX_TTL_S}] seconds", seq)
+    return Request(op, seq, float(t), sid, q, float(ttl))
 
 
 # ---- replies ---------------------------------------------------------------------------------
@@ -244,8 +246,23 @@ def encode_state(state: RobotState, now: float) -> dict[str, Any]:
         "dq": encode_array(state.velocity),
         "e": None if state.effort is None else encode_array(state.effort),
         "age": max(0.0, now - state.timestamp),
-        "f": [[f.kind, f.joint, f.detail] for f in state.faults],
+        "f": [[f.kind, f.joint, f.detail] for f in state.faults] if state.faults else [],
     }
+
+
+def encode_write_reply(seq: int, sent: np.ndarray, state: RobotState, now: float, work_s: float) -> bytes:
+    """The reply to an executed write (the hot path: built in one go)."""
+    return _packb(
+        {
+            "v": PROTOCOL_VERSION,
+            "seq": seq,
+            "ok": True,
+            "sent": encode_array(sent),
+            "state": encode_state(state, now),
+            "dt": work_s,
+        },
+        use_bin_type=True,
+    )
 
 
 def decode_state(message: Any, num_joints: int, received_at: float) -> RobotState:

@@ -86,6 +86,10 @@ class VirtualServo:
         # byte ranges whose reads need live values / indirect mapping
         present = [f for f in table.fields if f.access == "R" and f.address >= 120]
         self._live_range = (min(f.address for f in present), max(f.end for f in present))
+        live = [f for f in table.fields if self._live_range[0] <= f.address < self._live_range[1]]
+        self._live_names = [f.name for f in live]
+        self._live_struct = _block_struct(live)
+        self._live_bounds = [self._codec[n][2:] for n in self._live_names]
         indirect = [f for f in table.fields if f.name.startswith("indirect_data_")]
         self._indirect_spans = _spans(indirect)
         if "present_current" in table:
@@ -174,25 +178,34 @@ class VirtualServo:
     def refresh(self) -> None:
         """Present values from the plant, as the servo's firmware samples them."""
         q, qd, tau = self.plant.joint_state(self.joint_index)
-        get, put = self.get, self.set
+        get = self.get
         reverse = get("drive_mode") & _REVERSE
         sign = -self.hidden_direction if reverse else self.hidden_direction
         velocity = int(round(sign * qd / RAD_S_PER_VELOCITY_UNIT))
         effort = sign * tau
         encoder = CENTER_TICKS + self.hidden_direction * q / RAD_PER_TICK + self.hidden_offset_ticks
         position = int(round(4096 - encoder if reverse else encoder)) + get("homing_offset")
-        put("present_position", position)
-        put("present_velocity", velocity)
-        put(self._effort_item, int(round(effort * self._effort_per_nm)))
-        put("present_pwm", int(round(effort * self._pwm_per_nm)))
-        put("realtime_tick", int((self.clock() - self._t0) * 1000) % 32768)
         moving = abs(velocity) > get("moving_threshold")
-        put("moving", int(moving))
         in_position = abs(get("goal_position") - position) <= 20
-        put("moving_status", (0x01 if in_position else 0) | (0x02 if moving else 0))
-        put("velocity_trajectory", velocity if get("torque_enable") else 0)
-        put("present_input_voltage", self.input_voltage)
-        put("present_temperature", self.temperature)
+        values = {
+            "present_position": position,
+            "present_velocity": velocity,
+            self._effort_item: int(round(effort * self._effort_per_nm)),
+            "present_pwm": int(round(effort * self._pwm_per_nm)),
+            "realtime_tick": int((self.clock() - self._t0) * 1000) % 32768,
+            "moving": int(moving),
+            "moving_status": (0x01 if in_position else 0) | (0x02 if moving else 0),
+            "velocity_trajectory": velocity if get("torque_enable") else 0,
+            "position_trajectory": get("position_trajectory"),
+            "present_input_voltage": self.input_voltage,
+            "present_temperature": self.temperature,
+            "backup_ready": 0,
+        }
+        packed = [
+            lo if v < lo else hi if v > hi else v
+            for v, (lo, hi) in zip((values[n] for n in self._live_names), self._live_bounds)
+        ]
+        self._live_struct.pack_into(self.memory, self._live_range[0], *packed)
 
     # ---- hardware errors ------------------------------------------------------------------------------
     def raise_hardware_error(self, bits: int) -> None:
@@ -375,6 +388,16 @@ class VirtualServo:
 
     def reboot(self) -> None:
         self._power_on()
+
+
+def _block_struct(fields: list[Field]) -> struct.Struct:
+    """Little-endian layout of ``fields`` in address order, pad bytes in any gap."""
+    fmt, at = "<", fields[0].address
+    for f in sorted(fields, key=lambda f: f.address):
+        code = {1: "b", 2: "h", 4: "i"}[f.size]
+        fmt += "x" * (f.address - at) + (code if f.signed else code.upper())
+        at = f.end
+    return struct.Struct(fmt)
 
 
 def _spans(fields: list[Field]) -> list[tuple[int, int]]:

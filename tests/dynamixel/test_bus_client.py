@@ -78,9 +78,7 @@ def test_timeout_follows_baud_rate_and_packet_length():
 
 
 def test_ping_and_read_write():
-    bus, t = make_bus(
-        [status(1, b"\x06\x04\x26"), status(1, b"\xa6\x00\x00\x00"), status(1)]
-    )
+    bus, t = make_bus([status(1, b"\x06\x04\x26"), status(1, b"\xa6\x00\x00\x00"), status(1)])
     model, firmware, error = bus.ping(1)
     assert (model, firmware, error.ok) == (1030, 38, True)
     assert bus.read(1, 132, 4) == b"\xa6\x00\x00\x00"

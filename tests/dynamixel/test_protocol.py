@@ -59,7 +59,9 @@ INSTRUCTION_VECTORS = [
     (
         "bulk read voltage of 1, temperature of 2",
         "FF FF FD 00 FE 0D 00 92 01 90 00 02 00 02 92 00 01 00 1A 05",
-        lambda: proto.encode_instruction(0xFE, Instruction.BULK_READ, proto.bulk_read_params([(1, 144, 2), (2, 146, 1)])),
+        lambda: proto.encode_instruction(
+            0xFE, Instruction.BULK_READ, proto.bulk_read_params([(1, 144, 2), (2, 146, 1)])
+        ),
     ),
     (
         "bulk write voltage limit of 1, temperature limit of 2",
@@ -144,7 +146,10 @@ def test_parameter_layouts_round_trip():
     assert proto.parse_sync_read_params(proto.sync_read_params(126, 10, [11, 12])) == (126, 10, [11, 12])
     records = {11: b"\x01\x00\x00\x00", 12: b"\x02\x00\x00\x00"}
     assert proto.parse_sync_write_params(proto.sync_write_params(116, 4, records)) == (116, 4, list(records.items()))
-    assert proto.parse_bulk_read_params(proto.bulk_read_params([(1, 144, 2), (2, 146, 1)])) == [(1, 144, 2), (2, 146, 1)]
+    assert proto.parse_bulk_read_params(proto.bulk_read_params([(1, 144, 2), (2, 146, 1)])) == [
+        (1, 144, 2),
+        (2, 146, 1),
+    ]
     writes = [(1, 32, b"\xa0\x00"), (2, 31, b"\x50")]
     assert proto.parse_bulk_write_params(proto.bulk_write_params(writes)) == writes
 

@@ -4,7 +4,7 @@ local one (same observations and rewards, step for step, as the same simulation 
 from __future__ import annotations
 
 import numpy as np
-from conftest import remote_of
+from server_helpers import remote_of
 
 from pearl_robot.control.loop import RateLoop
 from pearl_robot.envs.robot_env import RobotEnv
@@ -43,7 +43,6 @@ def test_full_episode_through_the_server(start_server, spec, transport) -> None:
         assert remote_robot.can_teleport  # a simulated arm behind the server resets like a local one
         assert server.events["writes"] == HORIZON
         assert remote_robot.lifecycle is Lifecycle.ACTIVE
-        assert remote_env.loop.stats.missed_deadlines <= 2
     finally:
         remote_env.close()
     assert remote_robot.lifecycle is Lifecycle.CLOSED

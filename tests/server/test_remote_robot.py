@@ -9,7 +9,7 @@ import time
 
 import numpy as np
 import pytest
-from conftest import mock_of, remote_of, request, targets_near, wait_for
+from server_helpers import mock_of, remote_of, request, targets_near, wait_for
 
 from pearl_robot.errors import ConfigError, LifecycleError, PearlRobotError, RobotFault
 from pearl_robot.robot.base import Lifecycle

@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 import numpy as np
-from conftest import read_serving_line, subprocess_cleanup, targets_near
+from server_helpers import read_serving_line, subprocess_cleanup, targets_near
 
 from pearl_robot.cli.main import main
 from pearl_robot.robot.base import Lifecycle

@@ -10,7 +10,7 @@ import time
 import msgpack
 import numpy as np
 import zmq
-from conftest import mock_of, remote_of, targets_near, wait_for
+from server_helpers import mock_of, remote_of, targets_near, wait_for
 
 from pearl_robot.robot.base import Lifecycle
 from pearl_robot.server import wire

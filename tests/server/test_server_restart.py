@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from conftest import targets_near, wait_for
+from server_helpers import targets_near, wait_for
 
 from pearl_robot.errors import RobotFault
 from pearl_robot.robot.base import Lifecycle

@@ -7,7 +7,7 @@ import time
 
 import pytest
 import zmq
-from conftest import request, targets_near
+from server_helpers import request, targets_near
 
 from pearl_robot.cli.main import main
 from pearl_robot.errors import ConfigError, PearlRobotError, RobotFault

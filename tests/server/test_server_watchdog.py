@@ -10,7 +10,7 @@ import time
 
 import numpy as np
 import pytest
-from conftest import HEARTBEAT_TIMEOUT_S, mock_of, python_command, subprocess_cleanup, targets_near, wait_for
+from server_helpers import HEARTBEAT_TIMEOUT_S, mock_of, python_command, subprocess_cleanup, targets_near, wait_for
 
 from pearl_robot.errors import RobotFault
 from pearl_robot.robot.base import Lifecycle

@@ -1,0 +1,14 @@
+"""`pearl-robot bench serial --json`; extra arguments pass through (see `pearl-robot bench serial --help`).
+
+Checks the issue's targets: one control-cycle transaction (SYNC READ + SYNC WRITE, all joints) within
+2x a raw pty exchange of the same bytes, and a 200-cycle episode with 1% of the status packets
+corrupted that finishes without a safe stop with every corruption counted. Exits 1 if a target is missed.
+"""
+
+import sys
+
+from _run import run_benchmark
+
+if __name__ == "__main__":
+    result = run_benchmark("serial")
+    sys.exit(0 if all(result["targets"].values()) else 1)

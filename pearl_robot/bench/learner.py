@@ -1,0 +1,287 @@
+"""PEARL learner throughput: gradient steps/s, FLOPs and GEMM fraction; collection env steps/s.
+
+Gradient steps are timed at the reference sizes (meta-batch 16 x 256 RL rows, context 100, 3 x 300
+hidden, cheetah-vel dimensions obs 20 / action 6) and at the ``-small`` config sizes. FLOPs per step are
+counted by ``torch.utils.flop_counter`` on one real step; ``gemm_fraction`` is the achieved FLOP rate over
+a plain GEMM's ([4096, 300] x [300, 300]) measured in the same run with the same threads. A
+reference-style step (separate Q1/Q2, a Python loop over tasks for the posterior and the KL, three
+backward passes, Q on the new actions with parameter gradients) is timed as the in-run baseline
+(``speedup_vs_reference_style``, also the top-level ``ratio``). Collection is the trainer's own rollout path (numpy policy of the
+reference size, buffer writes) on cheetah-vel and arm-dynamics.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from typing import Any
+
+import numpy as np
+import torch
+
+REFERENCE = {"meta_batch": 16, "batch_size": 256, "context": 100, "hidden": 300, "encoder_hidden": 200}
+SMALL = {"meta_batch": 8, "batch_size": 128, "context": 64, "hidden": 128, "encoder_hidden": 128}
+OBS_DIM, ACTION_DIM, LATENT = 20, 6, 5  # cheetah-vel
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's current)")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or auto (default: %(default)s)")
+    parser.add_argument("--steps", type=int, default=5, help="timed gradient steps at the reference size")
+    parser.add_argument("--small-steps", type=int, default=40, help="timed gradient steps at the small size")
+    parser.add_argument("--collect-steps", type=int, default=4000, help="env steps timed per family")
+    parser.add_argument("--no-baseline", action="store_true", help="skip the reference-style step")
+    parser.add_argument("--no-collect", action="store_true", help="skip the collection benchmark")
+    parser.add_argument(
+        "--families", default="cheetah-vel,arm-dynamics", help="families for collection (default: %(default)s)"
+    )
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _batch(sizes: dict[str, int], context_dim: int, device: torch.device, seed: int = 0):
+    from pearl_robot.pearl.sac import TrainBatch
+
+    g = torch.Generator().manual_seed(seed)
+    t, b, n = sizes["meta_batch"], sizes["batch_size"], sizes["context"]
+    batch = TrainBatch(
+        obs=torch.randn(t, b, OBS_DIM, generator=g),
+        actions=torch.rand(t, b, ACTION_DIM, generator=g) * 2 - 1,
+        rewards=torch.randn(t, b, 1, generator=g),
+        next_obs=torch.randn(t, b, OBS_DIM, generator=g),
+        terminals=(torch.rand(t, b, 1, generator=g) < 0.01).float(),
+        context=torch.randn(t, n, context_dim, generator=g),
+    )
+    return batch.to(device)
+
+
+def _time(fn, steps: int, device: torch.device, warmup: int = 2) -> float:
+    for _ in range(warmup):
+        fn()
+    _sync(device)
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        fn()
+    _sync(device)
+    return (time.perf_counter() - t0) / steps
+
+
+def gemm_gflop_per_s(device: torch.device, seconds: float = 0.5) -> float:
+    a = torch.randn(4096, 300, device=device)
+    w = torch.randn(300, 300, device=device)
+    flop = 2 * 4096 * 300 * 300
+    for _ in range(3):
+        torch.mm(a, w)
+    _sync(device)
+    n, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds or n < 5:
+        torch.mm(a, w)
+        n += 1
+    _sync(device)
+    return flop * n / (time.perf_counter() - t0) / 1e9
+
+
+def _agent(sizes: dict[str, int], device: torch.device):
+    from pearl_robot.pearl.agent import AgentDims, PEARLAgent
+    from pearl_robot.pearl.sac import SoftActorCritic
+
+    torch.manual_seed(0)
+    dims = AgentDims(OBS_DIM, ACTION_DIM, LATENT, sizes["hidden"], sizes["encoder_hidden"])
+    agent = PEARLAgent(dims).to(device)
+    sac = SoftActorCritic(agent, generator=torch.Generator(device=device).manual_seed(0))
+    return agent, sac
+
+
+def count_flops(step_fn) -> int:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        step_fn()
+    return int(counter.get_total_flops())
+
+
+def bench_gradient_step(sizes: dict[str, int], steps: int, device: torch.device, gemm: float) -> dict[str, Any]:
+    agent, sac = _agent(sizes, device)
+    batch = _batch(sizes, agent.dims.context_dim, device)
+    s = _time(lambda: sac.train_step(batch), steps, device)
+    flop = count_flops(lambda: sac.train_step(batch))
+    return {
+        **sizes,
+        "obs_dim": OBS_DIM,
+        "action_dim": ACTION_DIM,
+        "s_per_step": s,
+        "steps_per_s": 1.0 / s,
+        "gflop_per_step": flop / 1e9,
+        "gflop_per_s": flop / 1e9 / s,
+        "gemm_fraction": flop / 1e9 / s / gemm,
+    }
+
+
+class _ReferenceStyle:
+    """The reference's structure (oyster sac.py / agent.py), for an in-run baseline: separate Q1 and Q2
+    modules, the posterior and the KL in a Python loop over tasks, three backward passes, min Q on the new
+    actions computed after the Q step with parameter gradients."""
+
+    def __init__(self, sizes: dict[str, int], device: torch.device) -> None:
+        from pearl_robot.pearl.networks import MLP, TanhGaussianPolicy
+
+        h = [sizes["hidden"]] * 3
+        ctx = OBS_DIM + ACTION_DIM + 1
+        self.encoder = MLP(ctx, [sizes["encoder_hidden"]] * 3, 2 * LATENT).to(device)
+        self.policy = TanhGaussianPolicy(OBS_DIM + LATENT, h, ACTION_DIM).to(device)
+        self.qf1 = MLP(OBS_DIM + ACTION_DIM + LATENT, h, 1).to(device)
+        self.qf2 = MLP(OBS_DIM + ACTION_DIM + LATENT, h, 1).to(device)
+        self.vf = MLP(OBS_DIM + LATENT, h, 1).to(device)
+        self.target_vf = MLP(OBS_DIM + LATENT, h, 1).to(device)
+        opt = torch.optim.Adam
+        self.opts = {k: opt(getattr(self, k).parameters(), lr=3e-4) for k in ("encoder", "policy", "qf1", "qf2", "vf")}
+
+    def step(self, batch) -> None:
+        import torch.nn.functional as F
+
+        t, b, _ = batch.obs.shape
+        params = self.encoder(batch.context)
+        mus, sig2 = params[..., :LATENT], F.softplus(params[..., LATENT:])
+        posts = []
+        for m, s in zip(torch.unbind(mus), torch.unbind(sig2)):
+            s = torch.clamp(s, min=1e-7)
+            var = 1.0 / torch.sum(torch.reciprocal(s), dim=0)
+            posts.append((var * torch.sum(m / s, dim=0), var))
+        z_means = torch.stack([p[0] for p in posts])
+        z_vars = torch.stack([p[1] for p in posts])
+        z = torch.stack([torch.distributions.Normal(m, v.sqrt()).rsample() for m, v in zip(z_means, z_vars)])
+        task_z = torch.cat([zz.repeat(b, 1) for zz in z], dim=0)
+        obs = batch.obs.reshape(t * b, -1)
+        act = batch.actions.reshape(t * b, -1)
+        nobs = batch.next_obs.reshape(t * b, -1)
+        new_a, mean, log_std, log_pi, _ = self.policy(torch.cat([obs, task_z.detach()], 1))
+        q1 = self.qf1(torch.cat([obs, act, task_z], 1))
+        q2 = self.qf2(torch.cat([obs, act, task_z], 1))
+        v = self.vf(torch.cat([obs, task_z.detach()], 1))
+        with torch.no_grad():
+            tv = self.target_vf(torch.cat([nobs, task_z], 1))
+        self.opts["encoder"].zero_grad()
+        prior = torch.distributions.Normal(
+            torch.zeros(LATENT, device=obs.device), torch.ones(LATENT, device=obs.device)
+        )
+        kl = torch.sum(torch.stack([
+            torch.distributions.kl.kl_divergence(torch.distributions.Normal(m, v_.sqrt()), prior).sum()
+            for m, v_ in zip(z_means, z_vars)
+        ]))  # fmt: skip
+        (0.1 * kl).backward(retain_graph=True)
+        self.opts["qf1"].zero_grad()
+        self.opts["qf2"].zero_grad()
+        y = 5.0 * batch.rewards.reshape(-1, 1) + (1 - batch.terminals.reshape(-1, 1)) * 0.99 * tv
+        (torch.mean((q1 - y) ** 2) + torch.mean((q2 - y) ** 2)).backward()
+        for k in ("qf1", "qf2", "encoder"):
+            self.opts[k].step()
+        xin = torch.cat([obs, new_a, task_z.detach()], 1)
+        min_q = torch.min(self.qf1(xin), self.qf2(xin))
+        vf_loss = F.mse_loss(v, (min_q - log_pi).detach())
+        self.opts["vf"].zero_grad()
+        vf_loss.backward()
+        self.opts["vf"].step()
+        with torch.no_grad():
+            for tp, p in zip(self.target_vf.parameters(), self.vf.parameters()):
+                tp.mul_(0.995).add_(0.005 * p)
+        loss = (log_pi - min_q).mean() + 1e-3 * (mean**2).mean() + 1e-3 * (log_std**2).mean()
+        self.opts["policy"].zero_grad()
+        loss.backward()
+        self.opts["policy"].step()
+
+
+def bench_reference_style(sizes: dict[str, int], steps: int, device: torch.device) -> dict[str, Any]:
+    ref = _ReferenceStyle(sizes, device)
+    batch = _batch(sizes, OBS_DIM + ACTION_DIM + 1, device)
+    s = _time(lambda: ref.step(batch), steps, device, warmup=1)
+    flop = count_flops(lambda: ref.step(batch))
+    return {"s_per_step": s, "steps_per_s": 1.0 / s, "gflop_per_step": flop / 1e9}
+
+
+def bench_collection(family_name: str, steps: int) -> dict[str, Any]:
+    """Env steps/s of the trainer's rollout path (numpy policy at the reference size, buffer writes),
+    and of the bare environment with constant actions for comparison."""
+    from pearl_robot.pearl.agent import AgentDims, PEARLAgent
+    from pearl_robot.pearl.buffers import Layout, MultiTaskReplayBuffer
+    from pearl_robot.pearl.sampler import rollout
+
+    try:
+        from pearl_robot.tasks.registry import make_family
+
+        family = make_family(family_name)
+        env = family.make_env(seed=0)
+    except Exception as exc:  # a family not built yet, or its dependencies missing
+        return {"error": f"{type(exc).__name__}: {exc}"}
+    tasks, _ = family.split(0)
+    obs_dim = int(np.prod(env.observation_space.shape))
+    action_dim = int(np.prod(env.action_space.shape))
+    torch.manual_seed(0)
+    agent = PEARLAgent(AgentDims(obs_dim, action_dim, LATENT, 300, 200)).export_numpy()
+    layout = Layout(obs_dim, action_dim)
+    buffer = MultiTaskReplayBuffer(1, layout)
+    rng = np.random.default_rng(0)
+    horizon = int(family.max_path_length)
+    family.apply(env, tasks[0])
+    rollout(env, agent, np.zeros(LATENT, np.float32), layout, min(horizon, 20), rng)  # warm up
+    n, t0 = 0, time.perf_counter()
+    while n < steps:
+        z = agent.sample_z(*agent.prior(), rng)
+        path = rollout(env, agent, z, layout, horizon, rng)
+        buffer.add(0, path.rows)
+        n += path.length
+    collect_s = time.perf_counter() - t0
+
+    action = np.zeros(action_dim, np.float32)
+    m, t0 = 0, time.perf_counter()
+    env.reset(seed=0)
+    while m < steps:
+        _, _, terminated, truncated, _ = env.step(action)
+        m += 1
+        if terminated or truncated:
+            env.reset()
+    env_s = time.perf_counter() - t0
+    obs = np.zeros(obs_dim, np.float32)
+    k, t0 = 2000, time.perf_counter()
+    for _ in range(k):
+        agent.act(obs, rng)
+    policy_s = (time.perf_counter() - t0) / k
+    env.close()
+    return {
+        "env_steps": n,
+        "env_steps_per_s": n / collect_s,
+        "env_only_steps_per_s": m / env_s,
+        "policy_us_per_action": policy_s * 1e6,
+        "obs_dim": obs_dim,
+        "action_dim": action_dim,
+        "max_path_length": horizon,
+    }
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    from pearl_robot.pearl.perf import configure_torch, resolve_device
+
+    threads = configure_torch(args.threads)
+    device = resolve_device(args.device)
+    gemm = gemm_gflop_per_s(device)
+    result: dict[str, Any] = {
+        "threads": threads,
+        "device": str(device),
+        "gemm_shape": "4096x300 @ 300x300 fp32",
+        "gemm_gflop_per_s": gemm,
+    }
+    result["reference"] = bench_gradient_step(REFERENCE, args.steps, device, gemm)
+    if not args.no_baseline:
+        base = bench_reference_style(REFERENCE, max(args.steps // 2, 2), device)
+        result["reference_style_baseline"] = base
+        result["reference"]["speedup_vs_reference_style"] = base["s_per_step"] / result["reference"]["s_per_step"]
+        result["ratio"] = result["reference"]["speedup_vs_reference_style"]
+    result["small"] = bench_gradient_step(SMALL, args.small_steps, device, gemm)
+    if not args.no_collect:
+        result["collection"] = {
+            name: bench_collection(name, args.collect_steps) for name in args.families.split(",") if name
+        }
+    result["gemm_gflop_per_s_after"] = gemm_gflop_per_s(device, 0.3)  # contention check: compare with the first
+    return result

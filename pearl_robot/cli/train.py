@@ -1,0 +1,120 @@
+"""``pearl-robot train``: meta-train PEARL on a task family.
+
+Examples::
+
+    pearl-robot train --list
+    pearl-robot train --config point-robot-small --out runs/pr
+    pearl-robot train --config sim/configs/cheetah-vel.yaml --set meta_batch=8 --set num_iterations=50
+    pearl-robot train --resume runs/pr --set num_iterations=40
+
+The run folder holds config.yaml, progress.csv (one row per iteration), timing.csv, tensorboard/,
+checkpoint.pt (every ``checkpoint_every`` iterations, written atomically) and policy.npz (the numpy
+policy and encoder, for running on a robot).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from pearl_robot.errors import PearlRobotError
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "train",
+        help="meta-train PEARL on a task family",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--config", help="a shipped config name (see --list) or a YAML file")
+    parser.add_argument("--out", help="run folder (default: runs/<config>-seed<N>-<time>)")
+    parser.add_argument("--seed", type=int, help="override the config's seed")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config field (value parsed as YAML); repeatable; family_params.KEY=VALUE sets one "
+        "family parameter",
+    )
+    parser.add_argument("--resume", metavar="RUN", help="continue the run in RUN from its checkpoint")
+    parser.add_argument("--list", action="store_true", help="list the shipped configs and exit")
+    parser.add_argument("--device", choices=["cpu", "cuda", "auto"], help="override the config's device")
+    parser.add_argument("--threads", type=int, help="torch threads (1 when a control loop shares the CPU)")
+    parser.add_argument("--quiet", action="store_true", help="no progress output")
+    parser.set_defaults(func=run)
+
+
+def _list_configs() -> int:
+    from pearl_robot.pearl.config import shipped_configs
+
+    names = shipped_configs()
+    families = [n for n in names if not n.endswith("-small")]
+    width = max(len(n) for n in families) if families else 0
+    print(f"{'config':<{width}}  small variant")
+    for name in families:
+        small = f"{name}-small"
+        print(f"{name:<{width}}  {small if small in names else '-'}")
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    from pearl_robot.pearl.config import load_config
+    from pearl_robot.pearl.run_log import ProgressBar
+    from pearl_robot.pearl.trainer import CHECKPOINT, MetaTrainer
+
+    if args.list:
+        return _list_configs()
+    overrides = list(args.overrides)
+    if args.device:
+        overrides.append(f"device={args.device}")
+    if args.threads is not None:
+        overrides.append(f"torch_threads={args.threads}")
+
+    if args.resume:
+        if args.config or args.seed is not None or args.out:
+            raise PearlRobotError("--resume continues a run as configured: drop --config, --seed and --out")
+        trainer = MetaTrainer.from_checkpoint(args.resume, overrides=overrides)
+        run_dir = trainer.run_dir
+        if trainer.iteration >= trainer.cfg.num_iterations:
+            print(
+                f"{run_dir}: already at iteration {trainer.iteration} of {trainer.cfg.num_iterations}; "
+                "raise it with --set num_iterations=N"
+            )
+            return 0
+        what = f"resuming {run_dir} at iteration {trainer.iteration}"
+    else:
+        if not args.config:
+            raise PearlRobotError("give --config NAME_OR_FILE (see --list) or --resume RUN")
+        if args.seed is not None:
+            overrides.append(f"seed={args.seed}")
+        cfg = load_config(args.config, overrides)
+        stem = Path(args.config).stem
+        run_dir = (
+            Path(args.out) if args.out else Path("runs") / f"{stem}-seed{cfg.seed}-{time.strftime('%Y%m%d-%H%M%S')}"
+        )
+        if (run_dir / CHECKPOINT).exists():
+            raise PearlRobotError(f"{run_dir} already holds a run; continue it with --resume {run_dir}")
+        trainer = MetaTrainer(cfg, run_dir=run_dir)
+        what = f"training {cfg.family} into {run_dir}"
+
+    cfg = trainer.cfg
+    progress = ProgressBar(cfg.num_iterations, quiet=args.quiet)
+    trainer.progress = progress
+    progress.message(
+        f"{what}: {len(trainer.train_tasks)} train / {len(trainer.test_tasks)} test tasks, "
+        f"{cfg.num_iterations} iterations, device {trainer.device}, {trainer.threads} torch thread(s)"
+    )
+    rows = trainer.train()
+    last = next((r for r in reversed(rows) if r.get("test_return_last") is not None), None)
+    if last is not None:
+        online = [last[f"test_return_traj_{i}"] for i in range(trainer.num_eval_trajectories)]
+        progress.message(
+            f"test return (last trajectory): {last['test_return_last']:.3f}; per trajectory: "
+            + ", ".join(f"{v:.2f}" for v in online)
+        )
+    progress.message(f"run folder: {run_dir} (plot it with: pearl-robot plot {run_dir})")
+    return 0

@@ -1,0 +1,94 @@
+"""Networks: the twin-Q ensemble equals two separate MLPs, detached-parameter passes, the tanh-Gaussian
+policy's log-prob, and the reference initialization."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch.distributions import Normal, TransformedDistribution
+from torch.distributions.transforms import TanhTransform
+
+from pearl_robot.pearl.networks import LAST_LAYER_INIT, MLP, EnsembleMLP, TanhGaussianPolicy
+
+
+def _member_forward(ens: EnsembleMLP, k: int, x: torch.Tensor) -> torch.Tensor:
+    layers = ens.member_state(k)
+    for i, (w, b) in enumerate(layers):
+        x = x @ w + b
+        if i < len(layers) - 1:
+            x = F.relu(x)
+    return x
+
+
+def test_ensemble_is_independent_mlps_in_one_pass():
+    torch.manual_seed(0)
+    ens = EnsembleMLP(2, 7, [32, 32, 32], 1)
+    x = torch.randn(50, 7)
+    out = ens(x)
+    assert out.shape == (2, 50, 1)
+    for k in range(2):
+        torch.testing.assert_close(out[k], _member_forward(ens, k, x))
+    # per-member inputs
+    xs = torch.randn(2, 50, 7)
+    out2 = ens(xs)
+    for k in range(2):
+        torch.testing.assert_close(out2[k], _member_forward(ens, k, xs[k]))
+    # the two members differ (independent initialization)
+    assert not torch.allclose(out[0], out[1])
+
+
+def test_detached_parameters_pass_gradients_to_the_input_only():
+    torch.manual_seed(0)
+    ens = EnsembleMLP(2, 4, [8, 8], 1)
+    x = torch.randn(10, 4, requires_grad=True)
+    ens(x, detach_params=True).sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+    assert all(p.grad is None for p in ens.parameters())
+
+
+def test_reference_initialization():
+    torch.manual_seed(0)
+    mlp = MLP(10, [300, 300], 4)
+    for layer in mlp.hidden:
+        assert torch.all(layer.bias == 0.1)
+    assert mlp.last.weight.abs().max() <= LAST_LAYER_INIT and mlp.last.bias.abs().max() <= LAST_LAYER_INIT
+    bound = 1 / 10**0.5  # true fan-in of the first layer
+    assert mlp.hidden[0].weight.abs().max() <= bound and mlp.hidden[0].weight.abs().max() > 0.9 * bound
+    ens = EnsembleMLP(2, 10, [300], 1)
+    assert torch.all(ens.biases[0] == 0.1) and ens.weights[-1].abs().max() <= LAST_LAYER_INIT
+
+
+def test_tanh_gaussian_log_prob_matches_torch_distributions():
+    torch.manual_seed(0)
+    policy = TanhGaussianPolicy(6, [32, 32], 3)
+    for p in policy.parameters():
+        p.data.normal_(0, 0.3)
+    x = torch.randn(64, 6, dtype=torch.float64)
+    policy.double()
+    g = torch.Generator().manual_seed(5)
+    action, mean, log_std, log_prob, pre_tanh = policy(x, generator=g)
+    dist = TransformedDistribution(Normal(mean, log_std.exp()), [TanhTransform(cache_size=0)])
+    expected = Normal(mean, log_std.exp()).log_prob(pre_tanh) - dist.transforms[0].log_abs_det_jacobian(
+        pre_tanh, action
+    )
+    torch.testing.assert_close(log_prob, expected.sum(-1, keepdim=True))
+    torch.testing.assert_close(action, torch.tanh(pre_tanh))
+    assert (action.abs() < 1).all()
+
+
+def test_policy_log_std_is_clamped_and_deterministic_action_is_tanh_mean():
+    policy = TanhGaussianPolicy(3, [8], 2)
+    with torch.no_grad():
+        policy.net.last.bias.copy_(torch.tensor([0.5, -0.5, 50.0, -50.0]))
+        policy.net.last.weight.zero_()
+    action, mean, log_std, _, _ = policy(torch.randn(4, 3), deterministic=True)
+    assert torch.all(log_std[:, 0] == 2.0) and torch.all(log_std[:, 1] == -20.0)
+    torch.testing.assert_close(action, torch.tanh(mean))
+
+
+def test_reparameterized_sample_carries_gradients():
+    torch.manual_seed(0)
+    policy = TanhGaussianPolicy(3, [8], 2)
+    action, *_ = policy(torch.randn(4, 3))
+    action.sum().backward()
+    assert policy.net.last.weight.grad.abs().sum() > 0
