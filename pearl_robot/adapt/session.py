@@ -32,6 +32,8 @@ class AdaptivePolicy(Protocol):
 
     def act(self, obs: np.ndarray, z: np.ndarray, deterministic: bool = True) -> np.ndarray: ...
 
+    def context_reward(self, reward: float, info: dict) -> float: ...
+
     def context_row(self, obs: np.ndarray, action: np.ndarray, reward: float, next_obs: np.ndarray) -> np.ndarray: ...
 
     def posterior(self, context: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
@@ -172,7 +174,7 @@ class AdaptationSession:
                 action = self.policy.act(obs, z, deterministic=self.config.deterministic_actions)
                 next_obs, reward, _, truncated, info = env.step(action)
                 state = env.last_state
-                context_reward = float(info.get("context_reward", reward))
+                context_reward = self.policy.context_reward(reward, info)
                 self.store.append(
                     "step",
                     episode=episode,

@@ -6,8 +6,8 @@ counted by ``torch.utils.flop_counter`` on one real step; ``gemm_fraction`` is t
 a plain GEMM's ([4096, 300] x [300, 300]) measured in the same run with the same threads. A
 reference-style step (separate Q1/Q2, a Python loop over tasks for the posterior and the KL, three
 backward passes, Q on the new actions with parameter gradients) is timed as the in-run baseline
-(``speedup_vs_reference_style``, also the top-level ``ratio``). Collection is the trainer's own rollout path (numpy policy of the
-reference size, buffer writes) on cheetah-vel and arm-dynamics.
+(``speedup_vs_reference_style``, also the top-level ``ratio``). Collection is the trainer's own path
+(``MetaTrainer.collect`` with the family's shipped config) on cheetah-vel and arm-dynamics.
 """
 
 from __future__ import annotations
@@ -202,39 +202,35 @@ def bench_reference_style(sizes: dict[str, int], steps: int, device: torch.devic
 
 
 def bench_collection(family_name: str, steps: int) -> dict[str, Any]:
-    """Env steps/s of the trainer's rollout path (numpy policy at the reference size, buffer writes),
-    and of the bare environment with constant actions for comparison."""
-    from pearl_robot.pearl.agent import AgentDims, PEARLAgent
-    from pearl_robot.pearl.buffers import Layout, MultiTaskReplayBuffer
-    from pearl_robot.pearl.sampler import rollout
+    """Env steps/s of the trainer's own collection (``MetaTrainer.collect``: the shipped config's networks,
+    numpy policy, ``num_collect_envs`` envs in lockstep, buffer writes) for a prior block and an extra-RL
+    block (posterior z from the encoder buffer); the same with one env at a time; and the bare environment
+    with constant actions."""
+    from pearl_robot.pearl.config import load_config
+    from pearl_robot.pearl.trainer import MetaTrainer
 
     try:
-        from pearl_robot.tasks.registry import make_family
-
-        family = make_family(family_name)
-        env = family.make_env(seed=0)
+        cfg = load_config(family_name, ["family_params={num_train_tasks: 2, num_test_tasks: 1}", "tensorboard=false"])
+        trainer = MetaTrainer(cfg)
     except Exception as exc:  # a family not built yet, or its dependencies missing
         return {"error": f"{type(exc).__name__}: {exc}"}
-    tasks, _ = family.split(0)
-    obs_dim = int(np.prod(env.observation_space.shape))
-    action_dim = int(np.prod(env.action_space.shape))
-    torch.manual_seed(0)
-    agent = PEARLAgent(AgentDims(obs_dim, action_dim, LATENT, 300, 200)).export_numpy()
-    layout = Layout(obs_dim, action_dim)
-    buffer = MultiTaskReplayBuffer(1, layout)
-    rng = np.random.default_rng(0)
-    horizon = int(family.max_path_length)
-    family.apply(env, tasks[0])
-    rollout(env, agent, np.zeros(LATENT, np.float32), layout, min(horizon, 20), rng)  # warm up
-    n, t0 = 0, time.perf_counter()
-    while n < steps:
-        z = agent.sample_z(*agent.prior(), rng)
-        path = rollout(env, agent, z, layout, horizon, rng)
-        buffer.add(0, path.rows)
-        n += path.length
-    collect_s = time.perf_counter() - t0
+    horizon = trainer.max_path_length
+    trainer.collect(0, 2 * horizon, "prior")  # warm up; gives the encoder buffer data for the extra block
 
-    action = np.zeros(action_dim, np.float32)
+    def rate(block: str) -> float:
+        t0 = time.perf_counter()
+        n = trainer.collect(0, steps, block, add_to_encoder=block != "extra")
+        return n / (time.perf_counter() - t0)
+
+    prior = rate("prior")
+    extra = rate("extra")
+    envs = trainer.cfg.num_collect_envs
+    trainer.cfg.num_collect_envs = 1
+    single = rate("prior")
+    trainer.cfg.num_collect_envs = envs
+
+    env = trainer.env
+    action = np.zeros(trainer.layout.action_dim, np.float32)
     m, t0 = 0, time.perf_counter()
     env.reset(seed=0)
     while m < steps:
@@ -243,19 +239,23 @@ def bench_collection(family_name: str, steps: int) -> dict[str, Any]:
         if terminated or truncated:
             env.reset()
     env_s = time.perf_counter() - t0
-    obs = np.zeros(obs_dim, np.float32)
+    agent = trainer.numpy_agent()
+    rng = np.random.default_rng(0)
+    obs = np.zeros(trainer.layout.obs_dim, np.float32)
     k, t0 = 2000, time.perf_counter()
     for _ in range(k):
         agent.act(obs, rng)
     policy_s = (time.perf_counter() - t0) / k
-    env.close()
     return {
-        "env_steps": n,
-        "env_steps_per_s": n / collect_s,
+        "env_steps_per_s": prior,
+        "extra_block_env_steps_per_s": extra,
+        "single_env_steps_per_s": single,
         "env_only_steps_per_s": m / env_s,
         "policy_us_per_action": policy_s * 1e6,
-        "obs_dim": obs_dim,
-        "action_dim": action_dim,
+        "num_collect_envs": envs,
+        "hidden": trainer.cfg.net_size,
+        "obs_dim": trainer.layout.obs_dim,
+        "action_dim": trainer.layout.action_dim,
         "max_path_length": horizon,
     }
 

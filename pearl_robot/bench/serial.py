@@ -217,6 +217,7 @@ def measure_transaction(spec, hardware: str | None, cycles: int, block: int, gap
 
 
 def run_episode(spec, cycles: int, corrupt_rate: float, rate_hz: float | None, seed: int) -> dict[str, object]:
+    from pearl_robot.calibrate.model import Calibration
     from pearl_robot.control.loop import RateLoop
     from pearl_robot.robot.registry import open_robot
     from pearl_robot.virtual import BusFaults, VirtualServoBus
@@ -226,7 +227,10 @@ def run_episode(spec, cycles: int, corrupt_rate: float, rate_hz: float | None, s
     error: str | None = None
     done = 0
     with VirtualServoBus.from_spec(spec, faults=faults) as vbus:
-        robot = open_robot(vbus.address, spec, safe=True, timeout_margin_ms=20.0)
+        # the virtual servos are mounted as the joints are: the identity calibration
+        robot = open_robot(
+            vbus.address, spec, calibration=Calibration.identity(spec), safe=True, timeout_margin_ms=20.0
+        )
         backend = robot.unwrapped()
         try:
             with robot:

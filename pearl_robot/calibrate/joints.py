@@ -3,9 +3,9 @@ the positive direction gives its direction, a sweep through the full range gives
 
 The procedure only reads the robot (raw angles, torque off) and talks to the operator through a small
 ``Operator`` object, so the CLI owns the prompts (never ``input()`` in library code). Without an
-operator to confirm (non-interactive), each step ends by itself: the pose is taken as the arm rests
-now, a direction step ends once the joint has moved past a threshold and come to rest, and the range
-sweep lasts a fixed time.
+operator to confirm (non-interactive), each step ends by itself: the pose is taken as soon as the arm
+is at rest (so it must be in the pose when the procedure starts: a scripted setup), a direction step
+ends once the joint has moved past a threshold and come to rest, and the range sweep lasts a fixed time.
 """
 
 from __future__ import annotations
@@ -85,13 +85,14 @@ class JointCalibrationProcedure:
             if self.clock() > deadline:
                 raise CalibrationError(f"timed out after {timeout_s:.0f} s waiting for the operator")
 
-    def _rest_detector(self, reference: np.ndarray, joint: int) -> Callable[[np.ndarray], bool]:
-        """True once ``joint`` has moved past the threshold and the arm has been at rest for a while."""
-        state = {"moved": False, "rest_since": None, "last": reference.copy()}
+    def _rest_detector(self, reference: np.ndarray, joint: int | None) -> Callable[[np.ndarray], bool]:
+        """True once ``joint`` has moved past the threshold (any time for ``None``) and the arm has been at
+        rest for a while."""
+        state = {"moved": joint is None, "rest_since": None, "last": reference.copy()}
         s = self.settings
 
         def finished(position: np.ndarray) -> bool:
-            if abs(position[joint] - reference[joint]) > s.move_threshold_rad:
+            if joint is not None and abs(position[joint] - reference[joint]) > s.move_threshold_rad:
                 state["moved"] = True
             speed = np.max(np.abs(position - state["last"])) / self.period_s
             state["last"] = position.copy()
@@ -109,6 +110,8 @@ class JointCalibrationProcedure:
         done = self.operator.instruct(f"Torque is off. Put the arm in its calibration pose ({names} rad) and hold it.")
         if done is not None:
             self._wait(done, lambda p: True, s.step_timeout_s)
+        else:  # a swinging arm is not in its pose
+            self._wait(None, self._rest_detector(self._sample(), None), s.step_timeout_s)
         raw_pose = np.mean([self._sample() for _ in range(s.samples_for_pose)], axis=0)
 
         directions = np.ones(spec.num_joints, dtype=int)

@@ -90,17 +90,22 @@ class UncalibratedRobot(RobotWrapper):
         raise ConfigError(self.spec.source, "calibration", self.reason)
 
 
-def open_calibrated(cls: type[Robot], address: str, spec: RobotSpec, calibration: object, options: dict) -> Robot:
-    """Build ``cls`` wrapped in its calibration; an arm without one can connect but not enable."""
+def open_calibrated(
+    cls: type[Robot], address: str, spec: RobotSpec, calibration: object, options: dict, name: str = "ROBOT"
+) -> Robot:
+    """Build ``cls`` wrapped in its calibration; an arm without one can connect but not enable.
+
+    ``calibration``: a file, a ``Calibration`` or None (``calibration/<robot-id>.yaml``)."""
     from pearl_robot.calibrate.model import default_path, load_calibration
 
     path = default_path(spec.robot_id) if calibration is None else calibration
+    hardware = f" --hardware {spec.source}" if spec.source else ""
     fix = (
-        f"run `pearl-robot calibrate joints --robot ROBOT --hardware {spec.source}` "
-        f"(it writes {default_path(spec.robot_id)}), or pass --calibration FILE"
+        f"run `pearl-robot calibrate joints --robot {name}{hardware}` (it writes {default_path(spec.robot_id)}), "
+        "or pass --calibration FILE"
     )
     try:
-        loaded = load_calibration(path)
+        loaded = path if isinstance(path, Calibration) else load_calibration(path)
         loaded.check_matches(spec)
     except ConfigError as exc:
         reason = f"this arm is not calibrated ({exc.reason if exc.field == '<file>' else exc}); {fix}"

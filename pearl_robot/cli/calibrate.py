@@ -31,7 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="homing offset, direction and range of every joint (torque off, the operator moves the arm)",
         description="Walks you through the joint calibration with torque off and writes calibration/<robot-id>.yaml.",
     )
-    add_robot_arguments(joints, default_robot="mock")
+    add_robot_arguments(joints, default_robot="mock", calibration=False)
     joints.add_argument("--out", type=Path, default=None, help="calibration file (default calibration/<robot-id>.yaml)")
     joints.add_argument(
         "--non-interactive",
@@ -50,10 +50,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "sysid",
         help="fit the simulator's damping, friction loss, armature, gain and payload to recorded motion",
         description="Excites each joint with safe chirps and steps, fits the MuJoCo model, writes the fitted "
-        "parameters to the calibration file and plots recorded vs simulated trajectories.",
+        "parameters to the calibration file (--calibration, default calibration/<robot-id>.yaml: the one the "
+        "arm runs on) and plots recorded vs simulated trajectories.",
     )
     add_robot_arguments(sysid)
-    sysid.add_argument("--calibration", type=Path, default=None, help="calibration file to use and update")
     sysid.add_argument("--out", type=Path, default=Path("runs/sysid"), help="folder for the plot and the recording")
     sysid.add_argument("--seconds-per-joint", type=float, default=6.0, help="excitation length (default %(default)s)")
     sysid.add_argument("--latency-ms", type=float, default=0.0, help="known control latency to simulate")
@@ -100,6 +100,8 @@ def run_joints(args: argparse.Namespace) -> int:
             f"range [{cal.min_rad:+.3f}, {cal.max_rad:+.3f}] rad"
         )
     print(f"wrote {path}")
+    hardware = f" --hardware {args.hardware}" if args.hardware else ""
+    print(f"next: pearl-robot calibrate sysid --robot {args.robot}{hardware} --calibration {path}")
     return 0
 
 

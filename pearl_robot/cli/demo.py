@@ -30,7 +30,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_scripted_reach(args: argparse.Namespace) -> int:
-    robot = open_robot(args.robot, args.hardware)
+    robot = open_robot(args.robot, args.hardware, calibration=args.calibration)
     rng = np.random.default_rng(args.seed)
     goals = sample_reachable_goals(robot.spec, args.goals, rng)
     loop = RateLoop(robot.spec.period_s, realtime=not args.fast)

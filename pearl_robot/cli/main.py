@@ -28,8 +28,9 @@ SUBCOMMANDS: dict[str, str] = {
 }
 
 
-def add_robot_arguments(parser: argparse.ArgumentParser, default_robot: str = "sim") -> None:
-    """--robot and --hardware, with the same meaning on every command that touches a robot."""
+def add_robot_arguments(parser: argparse.ArgumentParser, default_robot: str = "sim", calibration: bool = True) -> None:
+    """--robot, --hardware and (unless ``calibration=False``) --calibration, with the same meaning on
+    every command that touches a robot."""
     parser.add_argument(
         "--robot",
         default=default_robot,
@@ -40,6 +41,14 @@ def add_robot_arguments(parser: argparse.ArgumentParser, default_robot: str = "s
         default=None,
         help="the arm's hardware YAML (a path or a name in hardware/; default: the shipped OpenManipulator-X)",
     )
+    if calibration:
+        parser.add_argument(
+            "--calibration",
+            default=None,
+            metavar="FILE",
+            help="the arm's calibration file (`pearl-robot calibrate joints`); hardware backends (serial:) "
+            "default to calibration/<robot-id>.yaml and refuse to enable without a valid one",
+        )
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -36,6 +36,15 @@ def _column(rows: list[dict[str, str]], key: str) -> list[float]:
     return out
 
 
+def _num_exp_traj_eval(run_dir: Path) -> int | None:
+    try:
+        import yaml
+
+        return int(yaml.safe_load((run_dir / "config.yaml").read_text())["num_exp_traj_eval"])
+    except (OSError, KeyError, TypeError, ValueError):
+        return None
+
+
 def plot_run(run_dir: Path, out_dir: Path | None = None) -> list[Path]:
     import matplotlib
 
@@ -83,6 +92,9 @@ def plot_run(run_dir: Path, out_dir: Path | None = None) -> list[Path]:
             ys = [float(r[k]) for k in traj_keys]
             alpha = 0.25 + 0.75 * (i + 1) / len(shown)
             ax.plot(range(1, len(ys) + 1), ys, marker="o", alpha=alpha, label=f"iteration {r['iteration']}")
+        num_exp = _num_exp_traj_eval(run_dir)
+        if num_exp is not None and 0 < num_exp < len(traj_keys):
+            ax.axvline(num_exp + 0.5, color="grey", linestyle=":", label="z from the posterior after this")
         ax.set_xlabel("trajectory index on a test task (online context accumulates)")
         ax.set_ylabel("return")
         ax.set_xticks(range(1, len(traj_keys) + 1))

@@ -73,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
     if args.robot.startswith(("tcp://", "ipc://")):
         print("pearl-robot serve: note: serving a remote robot (a relay)", file=sys.stderr)
 
-    robot = open_robot(args.robot, args.hardware)
+    robot = open_robot(args.robot, args.hardware, calibration=args.calibration)
     server = RobotServer(
         robot,
         endpoints,

@@ -42,6 +42,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="comma-separated per-joint encoder offsets in ticks that a client does not know (calibration tests)",
     )
     parser.add_argument(
+        "--hidden-directions",
+        default=None,
+        help="comma-separated per-joint directions, 1 or -1 (-1: the servo turns against the joint), that a "
+        "client does not know (calibration tests)",
+    )
+    parser.add_argument(
         "--return-delay-time",
         type=int,
         default=None,
@@ -65,15 +71,22 @@ def _load_dynamics(path: str | None):
         raise ConfigError(file, "<dynamics>", str(exc)) from None
 
 
-def _parse_offsets(text: str | None, n: int) -> list[int] | None:
+def _parse_offsets(text: str | None, n: int, option: str = "--hidden-offsets") -> list[int] | None:
     if text is None:
         return None
     try:
         values = [int(v) for v in text.split(",")]
     except ValueError:
-        raise ConfigError("--hidden-offsets", "<value>", f"expected integers, got {text!r}") from None
+        raise ConfigError(option, "<value>", f"expected integers, got {text!r}") from None
     if len(values) != n:
-        raise ConfigError("--hidden-offsets", "<value>", f"expected {n} values (one per joint), got {len(values)}")
+        raise ConfigError(option, "<value>", f"expected {n} values (one per joint), got {len(values)}")
+    return values
+
+
+def _parse_directions(text: str | None, n: int) -> list[int] | None:
+    values = _parse_offsets(text, n, "--hidden-directions")
+    if values is not None and any(v not in (1, -1) for v in values):
+        raise ConfigError("--hidden-directions", "<value>", f"each direction is 1 or -1, got {text!r}")
     return values
 
 
@@ -91,6 +104,7 @@ def run(args: argparse.Namespace) -> int:
         physics=not args.no_physics,
         dynamics=_load_dynamics(args.dynamics),
         hidden_offsets_ticks=_parse_offsets(args.hidden_offsets, spec.num_joints),
+        hidden_directions=_parse_directions(args.hidden_directions, spec.num_joints),
         return_delay_time=args.return_delay_time,
         faults=faults,
         link=args.link,

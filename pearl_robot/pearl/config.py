@@ -44,6 +44,7 @@ class PEARLConfig:
     embedding_batch_size: int = 64  # context transitions per task per gradient step
     max_path_length: int | None = None  # None: the family's own
     replay_buffer_size: int = 1_000_000  # per task and buffer (storage grows on demand)
+    num_collect_envs: int = 4  # envs stepped in lockstep for independent trajectories (prior / extra blocks)
 
     # ---- networks -------------------------------------------------------------------------------
     latent_size: int = 5
@@ -83,6 +84,7 @@ class PEARLConfig:
             "num_iterations", "meta_batch", "num_train_steps_per_itr", "batch_size", "embedding_batch_size",
             "latent_size", "net_size", "encoder_net_size", "num_hidden_layers", "update_post_train",
             "num_steps_per_eval", "num_evals", "eval_every", "checkpoint_every", "replay_buffer_size",
+            "num_collect_envs",
         ]  # fmt: skip
         for name in positive:
             if getattr(self, name) <= 0:

@@ -200,16 +200,26 @@ class NumpyAgent:
             return np.asarray(mean, np.float32)
         return (mean + np.sqrt(var) * rng.standard_normal(np.shape(mean))).astype(np.float32)
 
+    def z_bias(self, z: np.ndarray) -> np.ndarray:
+        """z's contribution to the policy's first layer plus its bias: ``[..., hidden]``."""
+        return self._b1 + np.asarray(z, np.float32) @ self._w1_z
+
     def set_z(self, z: np.ndarray) -> None:
         """Fix z for the following ``act`` calls (caches z's part of the first layer)."""
         self.z = np.asarray(z, np.float32).reshape(self.latent_size)
-        self._bias_z = self._b1 + self.z @ self._w1_z
+        self._bias_z = self.z_bias(self.z)
 
     # ---- acting ---------------------------------------------------------------------------------------
     def act(self, obs: np.ndarray, rng: np.random.Generator | None = None, deterministic: bool = False) -> np.ndarray:
         """One action (``[action_dim]``) for ``obs`` under the current z: tanh(mean) if deterministic, else
         tanh of a Gaussian sample (``rng`` required)."""
-        x = np.asarray(obs, np.float32) @ self._w1_obs + self._bias_z
+        return self.act_with_bias(obs, self._bias_z, rng, deterministic)
+
+    def act_with_bias(
+        self, obs: np.ndarray, bias: np.ndarray, rng: np.random.Generator | None = None, deterministic: bool = False
+    ) -> np.ndarray:
+        """Actions for ``obs`` (``[obs_dim]`` or ``[M, obs_dim]``) given ``z_bias(z)`` (one row per obs row)."""
+        x = np.asarray(obs, np.float32) @ self._w1_obs + bias
         np.maximum(x, 0.0, out=x)
         layers = self.policy.layers
         last = len(layers) - 1
@@ -226,13 +236,8 @@ class NumpyAgent:
         log_std = np.clip(out[..., a:], LOG_STD_MIN, LOG_STD_MAX)
         return np.tanh(mean + np.exp(log_std) * rng.standard_normal(mean.shape))
 
-    def act_batch(self, obs: np.ndarray, z: np.ndarray, rng: np.random.Generator | None = None,
-                  deterministic: bool = False) -> np.ndarray:  # fmt: skip
+    def act_batch(
+        self, obs: np.ndarray, z: np.ndarray, rng: np.random.Generator | None = None, deterministic: bool = False
+    ) -> np.ndarray:
         """Actions for rows of ``obs`` with per-row ``z`` (``[M, latent]``)."""
-        out = self.policy(np.concatenate([np.asarray(obs, np.float32), np.asarray(z, np.float32)], axis=-1))
-        a = self.action_dim
-        mean = out[..., :a]
-        if deterministic:
-            return np.tanh(mean)
-        log_std = np.clip(out[..., a:], LOG_STD_MIN, LOG_STD_MAX)
-        return np.tanh(mean + np.exp(log_std) * rng.standard_normal(mean.shape))
+        return self.act_with_bias(obs, self.z_bias(z), rng, deterministic)

@@ -111,6 +111,7 @@ class ProgressBar:
             self._last_len = len(line)
             if done >= self.total:
                 self.stream.write("\n")
+                self._last_len = 0
         else:
             self.stream.write(text + "\n")
         self.stream.flush()

@@ -44,7 +44,7 @@ from pearl_robot.pearl.perf import configure_torch, resolve_device
 from pearl_robot.pearl.run_log import CsvLog, ProgressBar, TensorBoardLog
 from pearl_robot.pearl.sac import STAT_NAMES, SoftActorCritic, TrainBatch
 from pearl_robot.pearl.sampler import Path as Trajectory
-from pearl_robot.pearl.sampler import rollout
+from pearl_robot.pearl.sampler import rollout, rollout_batch
 from pearl_robot.tasks.base import TaskFamily
 
 CHECKPOINT = "checkpoint.pt"
@@ -52,7 +52,7 @@ POLICY_EXPORT = "policy.npz"
 CHECKPOINT_FORMAT = 1
 EVAL_STREAM = 0xE7A1
 # fields that may change when a run is resumed (they do not change what has been computed)
-RESUMABLE_FIELDS = {"num_iterations", "eval_every", "checkpoint_every", "tensorboard", "device", "torch_threads"}
+RESUMABLE_FIELDS = {"num_iterations", "eval_every", "checkpoint_every", "tensorboard", "torch_threads"}
 
 
 @dataclass(frozen=True)
@@ -102,6 +102,7 @@ class MetaTrainer:
             raise ConfigError("<config>", "family_params", f"family '{cfg.family}' has no train tasks")
         self.max_path_length = int(cfg.max_path_length or self.family.max_path_length)
         self.env = self.family.make_env(seed=cfg.seed)
+        self._envs = [self.env]  # collection envs (more are made on demand, up to num_collect_envs)
         self.eval_env = self.family.make_env(seed=cfg.seed + 1)
         obs_dim = int(np.prod(self.env.observation_space.shape))
         action_dim = int(np.prod(self.env.action_space.shape))
@@ -182,7 +183,9 @@ class MetaTrainer:
         self._csv.truncate_to(self.iteration)
         self._timing.truncate_to(self.iteration)
         if self.cfg.tensorboard:
-            self._tb = TensorBoardLog(self.run_dir / "tensorboard", purge_step=self.iteration or None)
+            # TensorBoard steps are env steps: on resume, drop events logged after the checkpoint
+            purge = self.env_steps + 1 if self.iteration else None
+            self._tb = TensorBoardLog(self.run_dir / "tensorboard", purge_step=purge)
 
     def close(self) -> None:
         if self._tb is not None:
@@ -208,36 +211,77 @@ class MetaTrainer:
         context = self.sample_context(np.array([task]), self.collect_rng)[0]
         return self.numpy_agent().infer_posterior(context)
 
+    def _collect_envs(self, k: int) -> list:
+        while len(self._envs) < k:
+            self._envs.append(self.family.make_env(seed=self.cfg.seed + 1000 + len(self._envs)))
+        return self._envs[:k]
+
+    def _record(self, task: int, block: str, paths: list[Trajectory], sizes: list[int], to_encoder: bool) -> None:
+        for path, size in zip(paths, sizes):
+            self.rl_buffer.add(task, path.rows)
+            if to_encoder:
+                self.enc_buffer.add(task, path.rows)
+            self.collection_log.append(
+                CollectRecord(self.iteration, task, block, path.z_source, size, path.length, to_encoder)
+            )
+        self._iteration_paths.extend(paths)
+
     def collect(self, task: int, num_samples: int, block: str, add_to_encoder: bool = True) -> int:
         """Collect whole trajectories on train task ``task`` until ``num_samples`` transitions are reached.
 
-        ``block``: ``initial``/``prior`` (z ~ prior) or ``posterior``/``extra`` (z ~ posterior)."""
+        ``block``: ``initial``/``prior`` (z ~ prior), ``posterior`` (z ~ posterior; its data feed the
+        encoder buffer, so its trajectories run one after the other) or ``extra`` (z ~ posterior, RL buffer
+        only). Trajectories that do not depend on each other (initial, prior and extra blocks) run up to
+        ``num_collect_envs`` at a time in lockstep; the posterior is re-inferred, from a fresh context
+        batch, for every ``update_post_train`` trajectories either way."""
         cfg = self.cfg
         agent = self.numpy_agent()
         posterior = block in ("posterior", "extra")
-        self.family.apply(self.env, self.train_tasks[task])
-        dist, source, context_size = agent.prior(), "prior", 0
-        if posterior and not cfg.posterior_block_starts_from_prior and self.enc_buffer.size[task] > 0:
-            dist, source, context_size = self._posterior(task), "posterior", int(self.enc_buffer.size[task])
-        per_inference = cfg.update_post_train if posterior else math.inf
+        task_obj = self.train_tasks[task]
+
+        def inference(first: bool) -> tuple[tuple[np.ndarray, np.ndarray], str, int]:
+            empty = self.enc_buffer.size[task] == 0  # e.g. no prior block: nothing to infer from yet
+            if not posterior or empty or (first and cfg.posterior_block_starts_from_prior):
+                return agent.prior(), "prior", 0
+            return self._posterior(task), "posterior", int(self.enc_buffer.size[task])
+
         collected = 0
-        while collected < num_samples:
-            paths = []
-            while collected < num_samples and len(paths) < per_inference:
-                z = agent.sample_z(*dist, self.collect_rng)
-                path = rollout(self.env, agent, z, self.layout, self.max_path_length, self.collect_rng, False, source)
-                paths.append(path)
-                collected += path.length
-                self.collection_log.append(
-                    CollectRecord(self.iteration, task, block, source, context_size, path.length, add_to_encoder)
-                )
-            for path in paths:
-                self.rl_buffer.add(task, path.rows)
-                if add_to_encoder:
-                    self.enc_buffer.add(task, path.rows)
-            self._iteration_paths.extend(paths)
-            if posterior:
-                dist, source, context_size = self._posterior(task), "posterior", int(self.enc_buffer.size[task])
+        if block == "posterior":
+            self.family.apply(self.env, task_obj)
+            dist, source, size = inference(first=True)
+            while collected < num_samples:
+                paths = []
+                while collected < num_samples and len(paths) < cfg.update_post_train:
+                    z = agent.sample_z(*dist, self.collect_rng)
+                    path = rollout(
+                        self.env, agent, z, self.layout, self.max_path_length, self.collect_rng, False, source
+                    )
+                    paths.append(path)
+                    collected += path.length
+                self._record(task, block, paths, [size] * len(paths), add_to_encoder)
+                dist, source, size = inference(first=False)
+        else:
+            per_inference = cfg.update_post_train if posterior else math.inf
+            current, done_trajectories = None, 0
+            while collected < num_samples:
+                k = min(math.ceil((num_samples - collected) / self.max_path_length), cfg.num_collect_envs)
+                envs = self._collect_envs(k)
+                zs, sources, sizes = [], [], []
+                for j in range(k):
+                    if current is None or (done_trajectories + j) % per_inference == 0:
+                        current = inference(first=current is None)
+                    (mean, var), source, size = current
+                    zs.append(agent.sample_z(mean, var, self.collect_rng))
+                    sources.append(source)
+                    sizes.append(size)
+                for env in envs:
+                    self.family.apply(env, task_obj)
+                paths = rollout_batch(envs, agent, np.stack(zs), self.layout, self.max_path_length, self.collect_rng)
+                for path, source in zip(paths, sources):
+                    path.z_source = source
+                self._record(task, block, paths, sizes, add_to_encoder)
+                collected += sum(p.length for p in paths)
+                done_trajectories += k
         self.env_steps += collected
         return collected
 
@@ -274,10 +318,20 @@ class MetaTrainer:
 
     def train_steps(self, num_steps: int) -> dict[str, float]:
         """``num_steps`` gradient steps; returns the mean of each statistic in STAT_NAMES."""
+        ready = (self.rl_buffer.size > 0) & (self.enc_buffer.size > 0)
+        if ready.all():
+            candidates = None  # every train task (the usual case: iteration 0 collected for all)
+        elif ready.any():
+            candidates = np.flatnonzero(ready)  # e.g. num_initial_steps: 0; only tasks with data
+        else:
+            raise PearlRobotError("no train task has data in both buffers yet: raise num_initial_steps")
         n = len(self.train_tasks)
         total = torch.zeros(len(STAT_NAMES), device=self.device)
         for _ in range(num_steps):
-            tasks = self.train_rng.integers(n, size=self.cfg.meta_batch)
+            if candidates is None:
+                tasks = self.train_rng.integers(n, size=self.cfg.meta_batch)
+            else:
+                tasks = candidates[self.train_rng.integers(len(candidates), size=self.cfg.meta_batch)]
             total += self.sac.train_step(self.sample_batch(tasks))
         self._np_agent = None  # weights changed: re-export for acting
         means = (total / max(num_steps, 1)).tolist()
@@ -436,12 +490,10 @@ class MetaTrainer:
         for_resume: bool = True,
     ) -> MetaTrainer:
         """A trainer restored from ``RUN/checkpoint.pt``; ``overrides`` may change RESUMABLE_FIELDS only."""
-        run_dir = Path(run_dir)
-        path = run_dir / CHECKPOINT if run_dir.is_dir() else run_dir
-        if not path.exists():
-            raise PearlRobotError(f"{path}: no checkpoint there")
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        cfg = config_from_dict(state["config"], path)
+        path = Path(run_dir)
+        if path.is_dir():
+            path = path / CHECKPOINT
+        cfg, state = load_checkpoint(path)
         if overrides:
             changed = apply_overrides(cfg, overrides)
             for name in FIELDS:

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import importlib
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pearl_robot.errors import UnknownRobotError
 from pearl_robot.robot.base import Robot
 from pearl_robot.robot.spec import RobotSpec, load_spec
+
+if TYPE_CHECKING:
+    from pearl_robot.calibrate.model import Calibration
 
 # scheme -> "module:Class"; each class has ``from_address(address, spec, **options) -> Robot``.
 BACKENDS: dict[str, str] = {
@@ -50,17 +53,18 @@ def open_robot(
     name: str,
     hardware: str | os.PathLike[str] | RobotSpec | None = None,
     *,
-    calibration: str | os.PathLike[str] | None = None,
+    calibration: str | os.PathLike[str] | Calibration | None = None,
     safe: bool = True,
     safety: dict[str, Any] | None = None,
     **options: Any,
 ) -> Robot:
     """A Robot for ``name`` on the arm described by ``hardware`` (default: the shipped arm).
 
-    ``calibration``: a calibration file to apply (CalibratedRobot). Backends that drive hardware
-    directly (``needs_calibration``) default to ``calibration/<robot-id>.yaml`` and refuse to enable
-    without one. The robot is wrapped in a SafeRobot unless ``safe=False``; ``safety`` passes SafeRobot
-    options. It is returned unconnected: use it as a context manager or call ``connect()``.
+    ``calibration``: a calibration file (or a ``Calibration``) to apply (CalibratedRobot). Backends that
+    drive hardware directly (``needs_calibration``: ``serial:``) default to ``calibration/<robot-id>.yaml``;
+    without a valid one they connect and read raw angles but refuse to enable, saying how to fix it.
+    The robot is wrapped in a SafeRobot unless ``safe=False``; ``safety`` passes SafeRobot options.
+    It is returned unconnected: use it as a context manager or call ``connect()``.
     """
     scheme, address = parse_robot_name(name)
     spec = load_spec(hardware)
@@ -68,7 +72,7 @@ def open_robot(
     if calibration is not None or getattr(cls, "needs_calibration", False):
         from pearl_robot.calibrate.robot import open_calibrated
 
-        robot = open_calibrated(cls, address, spec, calibration, options)
+        robot = open_calibrated(cls, address, spec, calibration, options, name=name)
     else:
         robot = cls.from_address(address, spec, **options)
     if not safe:

@@ -2,11 +2,16 @@
 
 Per control cycle exactly one bus transaction each way: ``read()`` is one SYNC READ of present
 current (or load), velocity and position for every joint (addresses 126-135, contiguous on X-series),
-``write()`` one SYNC WRITE of Goal Position (116). Ticks become radians through the hardware YAML and
-an optional per-joint ``tick_calibration`` (``JointCalibration``: an offset in ticks and a direction;
-``open_robot``'s ``calibration`` file, applied by ``CalibratedRobot`` in radians, is the usual way)::
+``write()`` one SYNC WRITE of Goal Position (116). This backend works in *raw* angles, the servo's own
+(its horn may be mounted at any angle, turning either way)::
 
-    position_rad = direction * (ticks - 2048 - offset_ticks) * 2*pi/4096
+    raw_rad = (ticks - 2048) * 2*pi/4096
+
+The arm's joint angles come from the calibration file (``pearl-robot calibrate joints``), applied by
+``CalibratedRobot`` on every backend alike: ``joint = direction * (raw - offset_rad)``. So
+``needs_calibration`` is set: ``open_robot("serial:...")`` wraps this backend in its calibration and
+builds it on ``raw_spec(spec, calibration)``; without a valid calibration the arm connects and reads
+raw angles (for the calibration procedure) but refuses to enable.
 
 Lifecycle on the wire:
 - ``connect()``: open the port, make every servo answer every instruction (Status Return Level 2),
@@ -29,8 +34,6 @@ from __future__ import annotations
 import collections
 import struct
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -82,20 +85,9 @@ def _block_struct(items: list[Field]) -> struct.Struct:
     return struct.Struct(fmt)
 
 
-@dataclass(frozen=True)
-class JointCalibration:
-    """Where a joint's zero lies in servo ticks, and which way it turns. Filled by calibration."""
-
-    offset_ticks: int = 0  # ticks at joint zero, relative to 2048
-    direction: int = 1  # +1, or -1 where the servo turns against the joint's positive sense
-
-    def __post_init__(self) -> None:
-        if self.direction not in (1, -1):
-            raise ValueError(f"direction must be 1 or -1, got {self.direction}")
-
-
 class SerialRobot(Robot):
     realtime = True
+    needs_calibration = True  # open_robot applies calibration/<robot-id>.yaml (CalibratedRobot)
 
     def __init__(
         self,
@@ -104,7 +96,6 @@ class SerialRobot(Robot):
         *,
         baudrate: int | None = None,
         latency_timer_ms: float | None = None,
-        tick_calibration: Mapping[str, JointCalibration | Mapping[str, int]] | None = None,
         on_close: str = "torque_off",
         fault_action: str = "hold",
         retries: int = 3,
@@ -113,8 +104,9 @@ class SerialRobot(Robot):
         read_effort: bool = True,
         transport: Transport | None = None,
     ) -> None:
-        """``return_delay_us`` is set in every servo at connect (None leaves the servos as they are);
-        ``transport`` replaces the serial port (tests)."""
+        """``spec`` in raw angles (``raw_spec(spec, calibration)`` under a calibration; the hardware spec
+        itself reads raw angles, for the calibration procedure). ``return_delay_us`` is set in every servo
+        at connect (None leaves the servos as they are); ``transport`` replaces the serial port (tests)."""
         super().__init__(spec)
         if on_close not in ("torque_off", "hold"):
             raise ValueError(f"on_close must be 'torque_off' or 'hold', got {on_close!r}")
@@ -137,9 +129,6 @@ class SerialRobot(Robot):
                 self.tables.append(control_table(joint.model))
             except KeyError as exc:
                 raise ConfigError(spec.source, f"joints[{i}].model", str(exc.args[0])) from None
-        self.calibration = self._parse_calibration(tick_calibration or {})
-        self._direction = np.array([c.direction for c in self.calibration], dtype=float)
-        self._zero_ticks = np.array([CENTER_TICKS + c.offset_ticks for c in self.calibration], dtype=float)
         self._effort_scale = np.array([self._effort_unit(t) for t in self.tables])
         self._tick_min = np.zeros(spec.num_joints)
         self._tick_max = np.full(spec.num_joints, 4095.0)
@@ -161,16 +150,6 @@ class SerialRobot(Robot):
         return cls(spec, address, **options)
 
     # ---- configuration helpers ----------------------------------------------------------------
-    def _parse_calibration(self, raw: Mapping[str, JointCalibration | Mapping[str, int]]) -> list[JointCalibration]:
-        unknown = sorted(set(raw) - set(self.spec.joint_names))
-        if unknown:
-            raise ConfigError(self.spec.source, "tick_calibration", f"unknown joint '{unknown[0]}'")
-        out = []
-        for name in self.spec.joint_names:
-            value = raw.get(name, JointCalibration())
-            out.append(value if isinstance(value, JointCalibration) else JointCalibration(**value))
-        return out
-
     def _effort_unit(self, table: ControlTable) -> float:
         """SI per raw unit of the effort item: amperes (present current) or a load fraction."""
         name = "present_current" if "present_current" in table else "present_load"
@@ -181,10 +160,11 @@ class SerialRobot(Robot):
 
     # ---- units -------------------------------------------------------------------------------------
     def ticks_to_rad(self, ticks: np.ndarray) -> np.ndarray:
-        return self._direction * (np.asarray(ticks, dtype=float) - self._zero_ticks) * RAD_PER_TICK
+        """Raw angle: the servo's own, 0 at its centre tick (2048)."""
+        return (np.asarray(ticks, dtype=float) - CENTER_TICKS) * RAD_PER_TICK
 
     def rad_to_ticks(self, rad: np.ndarray) -> np.ndarray:
-        ticks = self._zero_ticks + self._direction * np.asarray(rad, dtype=float) / RAD_PER_TICK
+        ticks = CENTER_TICKS + np.asarray(rad, dtype=float) / RAD_PER_TICK
         return np.rint(np.clip(ticks, self._tick_min, self._tick_max)).astype(np.int64)
 
     # ---- lifecycle hooks ----------------------------------------------------------------------------
@@ -303,8 +283,8 @@ class SerialRobot(Robot):
         faults = tuple(self._faults())
         return RobotState(
             position=self.ticks_to_rad(ticks),
-            velocity=self._direction * velocity * RAD_S_PER_VELOCITY_UNIT,
-            effort=None if effort is None else self._direction * effort * self._effort_scale,
+            velocity=velocity * RAD_S_PER_VELOCITY_UNIT,
+            effort=None if effort is None else effort * self._effort_scale,
             timestamp=time.monotonic(),
             faults=faults,
         )

@@ -172,7 +172,15 @@ class _ArmFamily(TaskFamily):
         if self.calibration is not None:
             from pearl_robot.calibrate.model import load_calibration
 
-            self._calibrated_dynamics = load_calibration(self.calibration).dynamics
+            loaded = load_calibration(self.calibration)
+            if loaded.robot_id != self.spec.robot_id:
+                raise ConfigError(
+                    self.calibration,
+                    "robot_id",
+                    f"is '{loaded.robot_id}', the hardware file says '{self.spec.robot_id}': a calibration of "
+                    "another arm",
+                )
+            self._calibrated_dynamics = loaded.dynamics
 
     def open_robot(self) -> Robot:
         calibration = None if self.robot == "sim" else self.calibration
@@ -195,12 +203,15 @@ class ArmReachFamily(_ArmFamily):
         super().__init__(**kwargs)
         self.goal_margin = float(goal_margin)
 
-    def make_env(self, seed: int | None = None) -> ArmTaskEnv:
+    def make_env(self, seed: int | None = None, robot: Robot | None = None, **env_options: Any) -> ArmTaskEnv:
+        """``robot``/``env_options`` (``loop``, ``dry_run``, ...): the adaptation session's env on a given
+        robot, returned before its first reset (which enables the robot)."""
         default_goal = sample_reachable_goals(self.spec, 1, np.random.default_rng(0), margin=self.goal_margin)[0]
-        env = ArmTaskEnv(self.open_robot(), self._reach_task(default_goal, goal_observed=False))
+        env = ArmTaskEnv(robot or self.open_robot(), self._reach_task(default_goal, goal_observed=False), **env_options)
         if self._calibrated_dynamics is not None and self.robot == "sim":
             env.set_dynamics(self._calibrated_dynamics)
-        env.reset(seed=seed)
+        if robot is None:
+            env.reset(seed=seed)
         return env
 
     def sample_tasks(self, n: int, rng: np.random.Generator) -> list[Task]:
@@ -256,6 +267,13 @@ class ArmDynamicsFamily(_ArmFamily):
                 self.center = ArmDynamics.from_dict(dict(center))
             except TypeError as exc:
                 raise ConfigError("<task family>", "arm-dynamics.center", f"not ArmDynamics fields: {exc}") from None
+        elif self.calibration is not None and self._calibrated_dynamics is None and self.robot == "sim":
+            raise ConfigError(
+                self.calibration,
+                "dynamics",
+                "no fitted dynamics to centre the family on; run `pearl-robot calibrate sysid --calibration "
+                f"{self.calibration}` first",
+            )
         else:
             self.center = self._calibrated_dynamics or ArmDynamics()
         self.ranges = {
@@ -279,15 +297,23 @@ class ArmDynamicsFamily(_ArmFamily):
             self._goal_pool = sample_reachable_goals(self.spec, self.goal_pool_size, rng, margin=self.goal_margin)
         return self._goal_pool
 
-    def make_env(self, seed: int | None = None) -> ArmTaskEnv:
+    def make_env(self, seed: int | None = None, robot: Robot | None = None, **env_options: Any) -> ArmTaskEnv:
+        """``robot``/``env_options`` (``loop``, ``dry_run``, ...): the adaptation session's env on a given
+        robot, returned before its first reset (which enables the robot)."""
         pool = self.goal_pool()
         task = self._reach_task(pool[0], goal_observed=True)
         env = ArmTaskEnv(
-            self.open_robot(), task, goal_pool=pool, overshoot_cost=self.overshoot_cost, speed_cost=self.speed_cost
+            robot or self.open_robot(),
+            task,
+            goal_pool=pool,
+            overshoot_cost=self.overshoot_cost,
+            speed_cost=self.speed_cost,
+            **env_options,
         )
-        if self.robot == "sim":
+        if self.robot == "sim" and hasattr(env.robot.unwrapped(), "set_dynamics"):
             env.set_dynamics(self.center)
-        env.reset(seed=seed)
+        if robot is None:
+            env.reset(seed=seed)
         return env
 
     def sample_tasks(self, n: int, rng: np.random.Generator) -> list[Task]:

@@ -5,7 +5,9 @@ Any Protocol 2.0 client opens ``device_path`` (or the ``link`` symlink) like a U
 One thread serves the pty; the plant (``MujocoPlant``) runs its own real-time thread. Status packets
 of one instruction go out in one write, in the order the instruction named the ids, after the sum
 of the answering servos' Return Delay Times (as each servo waits for the one before it) plus any
-injected latency. Faults (``BusFaults``) can be changed while it runs.
+injected latency. Faults (``BusFaults``) can be changed while it runs. ``hand`` is the operator's
+hand on the arm (``hand.hold(joint_index, true_position_rad)``, ``hand.release()``): the calibration
+procedure moves joints with torque off, as a person does on the real arm.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from pearl_robot.dynamixel import protocol as proto
 from pearl_robot.dynamixel.control_table import SECONDS_PER_RETURN_DELAY_UNIT, control_table
 from pearl_robot.dynamixel.protocol import BROADCAST_ID, Instruction, PacketParser, Rejected, ResultCode
 from pearl_robot.virtual.faults import BusFaults, ScheduledHardwareError
-from pearl_robot.virtual.plant import IdealPlant, MujocoPlant, Plant
+from pearl_robot.virtual.plant import Hand, IdealPlant, MujocoPlant, Plant
 from pearl_robot.virtual.servo import VirtualServo
 
 BUS_STAT_NAMES = (
@@ -59,6 +61,7 @@ class VirtualServoBus:
     ) -> None:
         self.servos = list(servos)
         self.plant = plant
+        self.hand = Hand(plant, max((s.joint_index for s in self.servos), default=-1) + 1)
         self.faults = (faults or BusFaults()).validate()
         self.link = Path(link) if link is not None else None
         self.clock = clock

@@ -6,6 +6,12 @@ clock catches up with the wall clock, then publishes a snapshot that the bus rea
 Torque is per joint, as on a servo chain: a joint with torque off has no actuator stiffness and
 hangs on gravity and friction. ``IdealPlant`` has no physics: joints jump to their goals. It keeps
 protocol tests fast and lets a test place joints exactly.
+
+``Hand`` is the operator's hand on the arm (``VirtualServoBus.hand``): with torque off a real arm is
+moved and held by a person during calibration; here ``hand.hold(joint, position)`` takes a joint,
+moves it to a true joint angle (at a hand's speed) and holds it there against gravity, the actuators
+and the other joints (kinematically: its position and velocity are imposed after every physics
+step), until ``hand.release(joint)``.
 """
 
 from __future__ import annotations
@@ -33,6 +39,14 @@ class Plant(Protocol):
         """Limit how fast the goal trajectory moves (None: step to the goal)."""
         ...
 
+    def hold(self, index: int, position_rad: float, speed_rad_s: float | None = None) -> None:
+        """The operator's hand takes a joint to ``position_rad`` and holds it there (see ``Hand``)."""
+        ...
+
+    def release(self, index: int) -> None: ...
+
+    def hand_settled(self) -> bool: ...
+
     def start(self) -> None: ...
 
     def stop(self) -> None: ...
@@ -45,6 +59,7 @@ class IdealPlant:
         self.position = np.array(positions, dtype=float)
         self.goal = self.position.copy()
         self.torque = np.zeros(len(self.position), dtype=bool)
+        self.held = np.zeros(len(self.position), dtype=bool)
         self._lock = threading.Lock()
 
     def joint_state(self, index: int) -> tuple[float, float, float]:
@@ -54,13 +69,13 @@ class IdealPlant:
     def set_goal(self, index: int, position_rad: float) -> None:
         with self._lock:
             self.goal[index] = position_rad
-            if self.torque[index]:
+            if self.torque[index] and not self.held[index]:
                 self.position[index] = position_rad
 
     def set_torque(self, index: int, enabled: bool) -> None:
         with self._lock:
             self.torque[index] = enabled
-            if enabled:
+            if enabled and not self.held[index]:
                 self.position[index] = self.goal[index]
 
     def set_profile_velocity(self, index: int, rad_s: float | None) -> None:
@@ -70,6 +85,19 @@ class IdealPlant:
         """Move a joint by hand (tests): the arm is where the test says."""
         with self._lock:
             self.position[index] = position_rad
+
+    # the Hand's interface: no physics, so a hand places a joint at once and the servo cannot move it
+    def hold(self, index: int, position_rad: float, speed_rad_s: float | None = None) -> None:
+        with self._lock:
+            self.held[index] = True
+            self.position[index] = position_rad
+
+    def release(self, index: int) -> None:
+        with self._lock:
+            self.held[index] = False
+
+    def hand_settled(self) -> bool:
+        return True
 
     def start(self) -> None:
         pass
@@ -120,6 +148,11 @@ class MujocoPlant:
         self.clock = clock
         self.lag_events = 0  # times the thread fell more than max_lag_s behind and dropped time
         self._lock = threading.Lock()
+        # the operator's hand: per joint, held or not, where the hand is, where it goes, how fast
+        self._held = np.zeros(n, dtype=bool)
+        self._hand_position = np.zeros(n)
+        self._hand_target = np.zeros(n)
+        self._hand_speed = np.full(n, np.inf)
         self._snapshot = self._take_snapshot()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -155,6 +188,47 @@ class MujocoPlant:
             self.dynamics = dynamics
             self._apply_gains()
 
+    # ---- the operator's hand (any thread) -------------------------------------------------------
+    def hold(self, index: int, position_rad: float, speed_rad_s: float | None = None) -> None:
+        """Take joint ``index`` and move it to ``position_rad`` at ``speed_rad_s`` (None: put it there
+        at once), then hold it there until ``release``."""
+        if speed_rad_s is not None and not speed_rad_s > 0:
+            raise ValueError(f"speed_rad_s must be > 0, got {speed_rad_s}")
+        with self._lock:
+            if not self._held[index]:
+                self._hand_position[index] = self.data.qpos[self._qpos[index]]
+                self._held[index] = True
+            self._hand_target[index] = float(position_rad)
+            self._hand_speed[index] = np.inf if speed_rad_s is None else float(speed_rad_s)
+            if speed_rad_s is None:
+                self._apply_hand(0.0)
+                self._snapshot = self._take_snapshot()
+
+    def release(self, index: int) -> None:
+        """Let go of joint ``index``: from now on only the physics moves it."""
+        with self._lock:
+            self._held[index] = False
+
+    def hand_settled(self) -> bool:
+        """Every held joint is where the hand was told to put it."""
+        with self._lock:
+            return bool(np.all(self._hand_position[self._held] == self._hand_target[self._held]))
+
+    def _apply_hand(self, dt: float) -> None:
+        """Impose the held joints' position and velocity (after a physics step of ``dt``)."""
+        held = np.flatnonzero(self._held)
+        if not len(held):
+            return
+        delta = self._hand_target[held] - self._hand_position[held]
+        reach = self._hand_speed[held] * dt if dt > 0 else np.full(len(held), np.inf)  # inf speed: at once
+        step = np.clip(delta, -reach, reach)
+        arrived = np.abs(delta) <= reach
+        new = np.where(arrived, self._hand_target[held], self._hand_position[held] + step)
+        velocity = np.where(arrived, 0.0, step / dt) if dt > 0 else np.zeros(len(held))
+        self._hand_position[held] = new
+        self.data.qpos[self._qpos[held]] = new
+        self.data.qvel[self._qvel[held]] = velocity
+
     # ---- the real-time thread ----------------------------------------------------------------
     def start(self) -> None:
         if self._thread is not None:
@@ -183,7 +257,7 @@ class MujocoPlant:
                 self._t0 += behind - self.max_lag_s
                 behind = self.max_lag_s
             steps = int(math.floor(behind / self.dt + 1e-9))
-            if steps and not self._pending and np.isinf(self.rate_limit).all():
+            if steps and not self._pending and np.isinf(self.rate_limit).all() and not self._held.any():
                 self.trajectory = self.goal.copy()  # nothing changes within the batch: one call
                 self.data.ctrl[self._act] = self.trajectory
                 self._mujoco.mj_step(self.model, self.data, nstep=steps)
@@ -203,6 +277,7 @@ class MujocoPlant:
         self.trajectory = self.trajectory + np.clip(delta, -limit, limit)
         self.data.ctrl[self._act] = self.trajectory
         self._mujoco.mj_step(self.model, self.data)
+        self._apply_hand(self.dt)
 
     def _take_snapshot(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         return (
@@ -217,3 +292,42 @@ class MujocoPlant:
         off = self._act[~self.torque]
         self.model.actuator_gainprm[off, 0] = 0.0
         self.model.actuator_biasprm[off, 1:3] = 0.0
+
+
+class Hand:
+    """The operator's hand on a plant's joints (true joint angles, radians; joints by index).
+
+    ``hold(joint, position, speed_rad_s)`` moves a joint there at a hand's pace and holds it;
+    ``pose(positions)`` does it for every joint; ``release()`` lets go (of one joint or all);
+    ``wait()`` returns once every held joint has arrived."""
+
+    def __init__(self, plant: Plant, num_joints: int) -> None:
+        self.plant = plant
+        self.num_joints = num_joints
+        self.holding: set[int] = set()
+
+    def hold(self, joint: int, position_rad: float, speed_rad_s: float | None = 1.0) -> None:
+        if not 0 <= joint < self.num_joints:
+            raise IndexError(f"no joint {joint} (the arm has {self.num_joints})")
+        self.plant.hold(joint, position_rad, speed_rad_s)
+        self.holding.add(joint)
+
+    def pose(self, positions: Sequence[float], speed_rad_s: float | None = 1.0) -> None:
+        if len(positions) != self.num_joints:
+            raise ValueError(f"expected {self.num_joints} joint angles, got {len(positions)}")
+        for joint, position in enumerate(positions):
+            self.hold(joint, float(position), speed_rad_s)
+
+    def release(self, joint: int | None = None) -> None:
+        for index in sorted(self.holding) if joint is None else [joint]:
+            self.plant.release(index)
+            self.holding.discard(index)
+
+    def wait(self, timeout_s: float = 10.0, poll_s: float = 0.005) -> bool:
+        """True once every held joint is where the hand was told to put it (False after ``timeout_s``)."""
+        deadline = time.monotonic() + timeout_s
+        while not self.plant.hand_settled():
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(poll_s)
+        return True

@@ -104,3 +104,17 @@ def test_recurrent_encoder_runs_end_to_end(tmp_path):
     trainer = MetaTrainer(tiny_config(recurrent=True, num_iterations=1), run_dir=tmp_path)
     rows = trainer.train()
     assert np.isfinite(rows[0]["q_loss"]) and rows[0]["test_return_last"] is not None
+
+
+def test_without_initial_data_only_tasks_with_data_are_trained_on():
+    trainer = MetaTrainer(tiny_config(num_initial_steps=0, num_iterations=1))
+    rows = trainer.train()
+    assert np.isfinite(rows[0]["q_loss"])
+    assert (trainer.rl_buffer.size > 0).sum() <= trainer.cfg.num_tasks_sample
+
+
+def test_extra_block_without_encoder_data_uses_the_prior():
+    trainer = MetaTrainer(tiny_config(num_steps_prior=0, num_steps_posterior=0, num_extra_rl_steps_posterior=40))
+    trainer.collect_iteration_data()
+    extra = [r for r in trainer.collection_log if r.block == "extra"]
+    assert extra and all(r.z_source == "prior" for r in extra)

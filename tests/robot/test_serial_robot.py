@@ -9,13 +9,15 @@ import numpy as np
 import pytest
 
 from pearl_robot import open_robot
+from pearl_robot.calibrate.model import Calibration, JointCalibration
+from pearl_robot.calibrate.robot import CalibratedRobot
 from pearl_robot.control.loop import RateLoop
 from pearl_robot.dynamixel.control_table import RAD_PER_TICK, XM430_W350, HardwareError
 from pearl_robot.envs.robot_env import RobotEnv
 from pearl_robot.errors import ConfigError, LifecycleError, RobotFault
 from pearl_robot.robot.base import Lifecycle
 from pearl_robot.robot.safety import SafeRobot
-from pearl_robot.robot.serial_robot import JointCalibration, SerialRobot
+from pearl_robot.robot.serial_robot import SerialRobot
 from pearl_robot.robot.spec import load_spec
 from pearl_robot.tasks.reach import ReachTask
 from pearl_robot.virtual import BusFaults, VirtualServoBus
@@ -44,11 +46,18 @@ def make_bus(spec):
 
 
 @pytest.fixture
-def make_robot(spec):
+def identity_calibration(spec, tmp_path):
+    """The virtual arm's servos are mounted as the joints are (no hidden offsets): identity calibration."""
+    return Calibration.identity(spec).save(tmp_path / "identity.yaml")
+
+
+@pytest.fixture
+def make_robot(spec, identity_calibration):
     robots = []
 
     def make(bus, safe=True, **options):
         options.setdefault("timeout_margin_ms", MARGIN_MS)
+        options.setdefault("calibration", identity_calibration)
         robot = open_robot(bus.address, spec, safe=safe, **options)
         robots.append(robot)
         return robot
@@ -322,29 +331,49 @@ def test_operating_mode_is_set_to_position_control(make_bus, make_robot):
     assert bus.servo(13).get("operating_mode") == 3
 
 
-def test_calibration_hook_maps_ticks(make_bus, make_robot, spec):
+def test_calibration_maps_raw_servo_angles_to_joint_angles(make_bus, make_robot, spec, tmp_path):
+    """SerialRobot reads raw angles, (ticks - 2048) * 2pi/4096; CalibratedRobot, from the calibration
+    file, makes them joint angles: a hidden offset and a reversed servo are undone, both ways."""
     start = np.zeros(spec.num_joints)
+    offsets, directions = [0, 300, 0, 0, 0], [-1, 1, 1, 1, 1]
     bus = make_bus(
-        physics=False, return_delay_time=0, initial_position_rad=start, hidden_offsets_ticks=[0, 300, 0, 0, 0]
+        physics=False,
+        return_delay_time=0,
+        initial_position_rad=start,
+        hidden_offsets_ticks=offsets,
+        hidden_directions=directions,
     )
-    raw = make_robot(bus, safe=False)
-    raw.connect()
-    assert raw.read().position[1] == pytest.approx(300 * RAD_PER_TICK)
-    raw.close()
-    calibrated = make_robot(
-        bus, safe=False, tick_calibration={"joint2": {"offset_ticks": 300}, "joint1": JointCalibration(direction=-1)}
-    )
+    raw = SerialRobot(spec, bus.device_path, timeout_margin_ms=MARGIN_MS)
+    with raw:
+        assert raw.read().position[1] == pytest.approx(300 * RAD_PER_TICK)
+    joints = {
+        name: JointCalibration(offset_rad=o * RAD_PER_TICK, direction=d)
+        for name, o, d in zip(spec.joint_names, offsets, directions)
+    }
+    path = Calibration(spec.robot_id, joints, {j.name: j.servo_id for j in spec.joints}).save(tmp_path / "cal.yaml")
+    calibrated = make_robot(bus, safe=False, calibration=path)
+    assert isinstance(calibrated, CalibratedRobot) and isinstance(calibrated.unwrapped(), SerialRobot)
     calibrated.connect()
-    bus.plant.set_position(0, 0.2)
+    bus.hand.hold(0, 0.2)  # the true joint angle
     position = calibrated.read().position
     assert position[1] == pytest.approx(0.0, abs=1e-9)
-    assert position[0] == pytest.approx(-0.2, abs=RAD_PER_TICK)
+    assert position[0] == pytest.approx(0.2, abs=RAD_PER_TICK)
+    bus.hand.release()
     calibrated.enable()
     calibrated.write(np.array([0.1, 0.05, 0.0, 0.0, 0.0]))
     assert eventually(lambda: bus.servo(11).get("goal_position") == round(2048 - 0.1 / RAD_PER_TICK))
     assert bus.servo(12).get("goal_position") == round(2048 + 300 + 0.05 / RAD_PER_TICK)
-    with pytest.raises(ConfigError, match="unknown joint"):
-        SerialRobot(spec, "x", tick_calibration={"elbow": {}})
+    assert bus.plant.goal[:2] == pytest.approx([0.1, 0.05], abs=RAD_PER_TICK)  # the true joint goes there
+
+
+def test_serial_robot_needs_a_calibration(make_bus, spec, tmp_path):
+    bus = make_bus(physics=False, return_delay_time=0)
+    robot = open_robot(bus.address, spec, calibration=tmp_path / "missing.yaml", timeout_margin_ms=MARGIN_MS)
+    with robot:
+        assert robot.read().ok  # raw angles stay readable (the calibration procedure needs them)
+        with pytest.raises(ConfigError, match=r"not calibrated.*pearl-robot calibrate joints --robot serial:"):
+            robot.enable()
+        assert servo_values(bus, "torque_enable") == [0] * 5
 
 
 def test_goals_are_clipped_to_joint_and_servo_limits(make_bus, make_robot, spec):

@@ -9,7 +9,9 @@ import sys
 import pytest
 
 from pearl_robot import open_robot
+from pearl_robot.calibrate.model import Calibration
 from pearl_robot.errors import RobotFault
+from pearl_robot.robot.spec import load_spec
 
 
 @pytest.fixture
@@ -51,11 +53,12 @@ def test_cli_serves_a_serial_robot_until_signalled(start_cli, tmp_path, sig):
     else:  # perturbed physics and hidden offsets, as the calibration work uses them
         dynamics = tmp_path / "dynamics.yaml"
         dynamics.write_text("damping_scale: 1.5\npayload_mass_kg: 0.05\n")
-        args += ["--dynamics", str(dynamics), "--hidden-offsets", "10,-20,0,0,5"]
+        args += ["--dynamics", str(dynamics), "--hidden-offsets", "10,-20,0,0,5", "--hidden-directions", "1,1,-1,1,1"]
     proc = start_cli(*args)
     device = first_line(proc)
     assert device.startswith("/dev/") and os.readlink(link) == device
-    robot = open_robot(f"serial:{link}", timeout_margin_ms=50.0)
+    calibration = Calibration.identity(load_spec())  # a serial arm enables only with a calibration
+    robot = open_robot(f"serial:{link}", calibration=calibration, timeout_margin_ms=50.0)
     with robot:
         robot.enable()
         state = robot.read()
@@ -88,6 +91,7 @@ def test_cli_vanish_fault_ends_the_device(start_cli):
     [
         (["--faults", "drop=7"], "drop_rate must be in [0, 1]"),
         (["--hidden-offsets", "1,2"], "expected 5 values"),
+        (["--hidden-directions", "1,1,2,1,1"], "each direction is 1 or -1"),
         (["--dynamics", "/nonexistent.yaml"], "dynamics file not found"),
     ],
 )

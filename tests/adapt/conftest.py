@@ -1,0 +1,36 @@
+import subprocess
+import sys
+
+import pytest
+
+TINY = [
+    "num_iterations=1",
+    "num_train_steps_per_itr=4",
+    "num_initial_steps=60",
+    "num_tasks_sample=1",
+    "num_steps_prior=20",
+    "num_extra_rl_steps_posterior=20",
+    "meta_batch=2",
+    "batch_size=16",
+    "embedding_batch_size=8",
+    "net_size=16",
+    "encoder_net_size=16",
+    "num_steps_per_eval=50",
+    "eval_every=100",
+    "family_params.num_train_tasks=2",
+    "family_params.num_test_tasks=2",
+    "max_path_length=10",
+]
+
+
+@pytest.fixture(scope="session")
+def tiny_arm_run(tmp_path_factory):
+    """A (barely) trained arm-dynamics run: enough for the adaptation machinery, not for learning."""
+    run = tmp_path_factory.mktemp("runs") / "arm"
+    args = [sys.executable, "-m", "pearl_robot.cli.main", "train", "--config", "arm-dynamics-small", "--out", str(run)]
+    for item in TINY:
+        args += ["--set", item]
+    result = subprocess.run(args, capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (run / "policy.npz").exists()
+    return run
