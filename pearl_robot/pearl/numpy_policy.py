@@ -37,12 +37,14 @@ class NumpyMLP:
         return cls([(m.weight.detach().cpu().numpy().T, m.bias.detach().cpu().numpy()) for m in mods])
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
+        lead = x.shape[:-1]
+        x = x.reshape(-1, x.shape[-1])  # 2-D: numpy's stacked (3-D) matmul does not use BLAS
         n = len(self.layers)
         for i, (w, b) in enumerate(self.layers):
             x = x @ w + b
             if i < n - 1:
                 np.maximum(x, 0.0, out=x)
-        return x
+        return x.reshape(*lead, x.shape[-1])
 
     def arrays(self, prefix: str) -> dict[str, np.ndarray]:
         out = {}

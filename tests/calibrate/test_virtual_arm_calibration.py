@@ -157,7 +157,7 @@ def test_sysid_cli_on_perturbed_virtual_arm(make_bus, run_cli, spec, hardware_fi
         f"gain {np.round(fitted_gain, 3).tolist()} (hidden {hidden_gain.tolist()}); payload "
         f"{calibration.dynamics.payload_mass_kg:.3f} kg (hidden {HIDDEN_DYNAMICS.payload_mass_kg})"
     )
-    assert before > 4 * floor  # the hidden dynamics are plainly visible to the nominal model
+    assert before > 2 * floor and before > 3 * after  # the hidden dynamics stand out from the noise
     assert after < 2 * floor
     assert np.abs(fitted_gain / hidden_gain - 1).max() < 0.25  # sanity: the well-excited gains come close
 
