@@ -3,7 +3,9 @@
 Gradient steps are timed at the reference sizes (meta-batch 16 x 256 RL rows, context 100, 3 x 300
 hidden, cheetah-vel dimensions obs 20 / action 6) and at the ``-small`` config sizes. FLOPs per step are
 counted by ``torch.utils.flop_counter`` on one real step; ``gemm_fraction`` is the achieved FLOP rate over
-a plain GEMM's ([4096, 300] x [300, 300]) measured in the same run with the same threads. A
+a plain GEMM's ([4096, 300] x [300, 300]) measured in the same run with the same threads. The step, the
+GEMM sample and the baseline are timed in turn and reported as medians, so contention from other jobs on
+a shared machine affects them alike. A
 reference-style step (separate Q1/Q2, a Python loop over tasks for the posterior and the KL, three
 backward passes, Q on the new actions with parameter gradients) is timed as the in-run baseline
 (``speedup_vs_reference_style``, also the top-level ``ratio``). Collection is the trainer's own path
@@ -27,7 +29,7 @@ OBS_DIM, ACTION_DIM, LATENT = 20, 6, 5  # cheetah-vel
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's current)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or auto (default: %(default)s)")
-    parser.add_argument("--steps", type=int, default=5, help="timed gradient steps at the reference size")
+    parser.add_argument("--steps", type=int, default=7, help="timed gradient steps at the reference size")
     parser.add_argument("--small-steps", type=int, default=40, help="timed gradient steps at the small size")
     parser.add_argument("--collect-steps", type=int, default=4000, help="env steps timed per family")
     parser.add_argument("--no-baseline", action="store_true", help="skip the reference-style step")
@@ -58,30 +60,33 @@ def _batch(sizes: dict[str, int], context_dim: int, device: torch.device, seed: 
     return batch.to(device)
 
 
-def _time(fn, steps: int, device: torch.device, warmup: int = 2) -> float:
-    for _ in range(warmup):
-        fn()
+def _once(fn, device: torch.device) -> float:
     _sync(device)
     t0 = time.perf_counter()
-    for _ in range(steps):
-        fn()
+    fn()
     _sync(device)
-    return (time.perf_counter() - t0) / steps
+    return time.perf_counter() - t0
 
 
-def gemm_gflop_per_s(device: torch.device, seconds: float = 0.5) -> float:
-    a = torch.randn(4096, 300, device=device)
-    w = torch.randn(300, 300, device=device)
-    flop = 2 * 4096 * 300 * 300
-    for _ in range(3):
-        torch.mm(a, w)
-    _sync(device)
-    n, t0 = 0, time.perf_counter()
-    while time.perf_counter() - t0 < seconds or n < 5:
-        torch.mm(a, w)
-        n += 1
-    _sync(device)
-    return flop * n / (time.perf_counter() - t0) / 1e9
+GEMM_ROWS, GEMM_K, GEMM_N = 4096, 300, 300
+GEMM_CALLS = 8  # one timed GEMM sample: this many [4096, 300] x [300, 300] products
+
+
+def _gemm(device: torch.device):
+    a = torch.randn(GEMM_ROWS, GEMM_K, device=device)
+    w = torch.randn(GEMM_K, GEMM_N, device=device)
+
+    def run() -> None:
+        for _ in range(GEMM_CALLS):
+            torch.mm(a, w)
+
+    return run, 2.0 * GEMM_ROWS * GEMM_K * GEMM_N * GEMM_CALLS
+
+
+def gemm_gflop_per_s(device: torch.device, samples: int = 5) -> float:
+    run, flop = _gemm(device)
+    run()
+    return flop / float(np.median([_once(run, device) for _ in range(samples)])) / 1e9
 
 
 def _agent(sizes: dict[str, int], device: torch.device):
@@ -103,21 +108,51 @@ def count_flops(step_fn) -> int:
     return int(counter.get_total_flops())
 
 
-def bench_gradient_step(sizes: dict[str, int], steps: int, device: torch.device, gemm: float) -> dict[str, Any]:
+def bench_gradient_step(
+    sizes: dict[str, int], steps: int, device: torch.device, baseline: bool = False
+) -> dict[str, Any]:
+    """Our step, a plain GEMM sample and (``baseline``) the reference-style step, timed in turn ``steps``
+    times; medians, so a neighbour's burst on a shared machine hits all of them alike."""
     agent, sac = _agent(sizes, device)
     batch = _batch(sizes, agent.dims.context_dim, device)
-    s = _time(lambda: sac.train_step(batch), steps, device)
-    flop = count_flops(lambda: sac.train_step(batch))
-    return {
+    gemm, gemm_flop = _gemm(device)
+    fns = {"ours": lambda: sac.train_step(batch), "gemm": gemm}
+    if baseline:
+        ref = _ReferenceStyle(sizes, device)
+        ref_batch = _batch(sizes, OBS_DIM + ACTION_DIM + 1, device)
+        fns["reference_style"] = lambda: ref.step(ref_batch)
+    for fn in fns.values():  # warm up
+        fn()
+        fn()
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    for _ in range(steps):
+        for key, fn in fns.items():
+            times[key].append(_once(fn, device))
+    med = {k: float(np.median(v)) for k, v in times.items()}
+    flop = count_flops(fns["ours"])
+    gemm_rate = gemm_flop / med["gemm"] / 1e9
+    out = {
         **sizes,
         "obs_dim": OBS_DIM,
         "action_dim": ACTION_DIM,
-        "s_per_step": s,
-        "steps_per_s": 1.0 / s,
+        "s_per_step": med["ours"],
+        "s_per_step_min": min(times["ours"]),
+        "steps_per_s": 1.0 / med["ours"],
         "gflop_per_step": flop / 1e9,
-        "gflop_per_s": flop / 1e9 / s,
-        "gemm_fraction": flop / 1e9 / s / gemm,
+        "gflop_per_s": flop / 1e9 / med["ours"],
+        "gemm_gflop_per_s": gemm_rate,
+        "gemm_fraction": flop / 1e9 / med["ours"] / gemm_rate,
+        "timed_steps": steps,
     }
+    if baseline:
+        ref_flop = count_flops(fns["reference_style"])
+        out["reference_style"] = {
+            "s_per_step": med["reference_style"],
+            "steps_per_s": 1.0 / med["reference_style"],
+            "gflop_per_step": ref_flop / 1e9,
+        }
+        out["speedup_vs_reference_style"] = med["reference_style"] / med["ours"]
+    return out
 
 
 class _ReferenceStyle:
@@ -193,14 +228,6 @@ class _ReferenceStyle:
         self.opts["policy"].step()
 
 
-def bench_reference_style(sizes: dict[str, int], steps: int, device: torch.device) -> dict[str, Any]:
-    ref = _ReferenceStyle(sizes, device)
-    batch = _batch(sizes, OBS_DIM + ACTION_DIM + 1, device)
-    s = _time(lambda: ref.step(batch), steps, device, warmup=1)
-    flop = count_flops(lambda: ref.step(batch))
-    return {"s_per_step": s, "steps_per_s": 1.0 / s, "gflop_per_step": flop / 1e9}
-
-
 def bench_collection(family_name: str, steps: int) -> dict[str, Any]:
     """Env steps/s of the trainer's own collection (``MetaTrainer.collect``: the shipped config's networks,
     numpy policy, ``num_collect_envs`` envs in lockstep, buffer writes) for a prior block and an extra-RL
@@ -265,23 +292,19 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     threads = configure_torch(args.threads)
     device = resolve_device(args.device)
-    gemm = gemm_gflop_per_s(device)
     result: dict[str, Any] = {
         "threads": threads,
         "device": str(device),
-        "gemm_shape": "4096x300 @ 300x300 fp32",
-        "gemm_gflop_per_s": gemm,
+        "gemm_shape": f"{GEMM_ROWS}x{GEMM_K} @ {GEMM_K}x{GEMM_N} fp32",
+        "gemm_gflop_per_s": gemm_gflop_per_s(device),
     }
-    result["reference"] = bench_gradient_step(REFERENCE, args.steps, device, gemm)
+    result["reference"] = bench_gradient_step(REFERENCE, args.steps, device, baseline=not args.no_baseline)
     if not args.no_baseline:
-        base = bench_reference_style(REFERENCE, max(args.steps // 2, 2), device)
-        result["reference_style_baseline"] = base
-        result["reference"]["speedup_vs_reference_style"] = base["s_per_step"] / result["reference"]["s_per_step"]
         result["ratio"] = result["reference"]["speedup_vs_reference_style"]
-    result["small"] = bench_gradient_step(SMALL, args.small_steps, device, gemm)
+    result["small"] = bench_gradient_step(SMALL, args.small_steps, device)
     if not args.no_collect:
         result["collection"] = {
             name: bench_collection(name, args.collect_steps) for name in args.families.split(",") if name
         }
-    result["gemm_gflop_per_s_after"] = gemm_gflop_per_s(device, 0.3)  # contention check: compare with the first
+    result["gemm_gflop_per_s_after"] = gemm_gflop_per_s(device)  # contention check: compare with the first
     return result

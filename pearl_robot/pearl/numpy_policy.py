@@ -76,7 +76,7 @@ class NumpyGRU:
     def __call__(self, x: np.ndarray) -> np.ndarray:
         """``x`` ``[T, N, in]`` -> last hidden ``[T, hidden]``."""
         h = np.zeros((x.shape[0], self.hidden), np.float32)
-        gi_all = x @ self.w_ih.T + self.b_ih
+        gi_all = (x.reshape(-1, x.shape[-1]) @ self.w_ih.T + self.b_ih).reshape(x.shape[0], x.shape[1], -1)
         k = self.hidden
         for n in range(x.shape[1]):
             gi = gi_all[:, n]
