@@ -30,6 +30,10 @@ class PearlPolicy:
     def latent_size(self) -> int:
         return self.agent.latent_size
 
+    def prior(self) -> tuple[np.ndarray, np.ndarray]:
+        mean, var = self.agent.prior()
+        return mean.astype(np.float64), var.astype(np.float64)
+
     def act(self, obs: np.ndarray, z: np.ndarray, deterministic: bool = True) -> np.ndarray:
         if not np.array_equal(self.agent.z, np.asarray(z, np.float32)):
             self.agent.set_z(z)

@@ -38,6 +38,8 @@ class AdaptivePolicy(Protocol):
 
     def posterior(self, context: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
 
+    def prior(self) -> tuple[np.ndarray, np.ndarray]: ...
+
 
 @dataclass
 class SessionConfig:
@@ -46,6 +48,7 @@ class SessionConfig:
     deterministic_actions: bool = True
     seed: int = 0
     dry_run: bool = False
+    same_start: bool = False  # every episode from the same seeded reset (same goal): a clean adaptation curve
 
 
 @dataclass
@@ -123,7 +126,7 @@ class AdaptationSession:
     # ---- the protocol -----------------------------------------------------------------------
     def infer(self) -> tuple[np.ndarray, np.ndarray]:
         if not self.context:
-            return np.zeros(self.policy.latent_size), np.ones(self.policy.latent_size)
+            return self.policy.prior()
         return self.policy.posterior(np.stack(self.context))
 
     def run(self, start_episode: int = 0) -> list[EpisodeSummary]:
@@ -160,7 +163,7 @@ class AdaptationSession:
         )
         events_before = dict(getattr(self.env.robot, "events", {}))
         env = self.env
-        obs, _ = env.reset(seed=self.config.seed + episode)
+        obs, _ = env.reset(seed=self.config.seed + (0 if self.config.same_start else episode))
         if env.loop is not None:
             env.loop.stats.__init__()  # per-episode timing
             env.loop.start()

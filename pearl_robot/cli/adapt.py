@@ -45,12 +45,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--prior-episodes",
         type=int,
-        default=None,
-        help="episodes with z from the prior (default: the run's num_exp_traj_eval)",
+        default=1,
+        help="episodes with z from the prior before posterior sampling (default %(default)s)",
     )
     parser.add_argument("--out", type=Path, default=None, help="session folder to write (must not exist)")
     parser.add_argument("--resume", type=Path, default=None, help="continue the session in this folder")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--same-goal", action="store_true", help="every episode starts from the same seeded reset (same goal)"
+    )
     parser.add_argument("--dry-run", action="store_true", help="compute actions but never enable or move the arm")
     parser.add_argument("--fast", action="store_true", help="simulated robots: run as fast as possible")
     parser.set_defaults(func=run_adapt, robot=None)
@@ -65,7 +68,7 @@ def run_adapt(args: argparse.Namespace) -> int:
         meta = store.load().meta
         checkpoint = Path(meta["checkpoint"])
         args.robot = args.robot or meta["robot"]
-        for key in ("hardware", "calibration", "task", "seed", "dry_run", "prior_episodes"):
+        for key in ("hardware", "calibration", "task", "seed", "dry_run", "prior_episodes", "same_goal"):
             setattr(args, key, meta.get(key))
     else:
         args.robot = args.robot or "sim"
@@ -73,7 +76,7 @@ def run_adapt(args: argparse.Namespace) -> int:
             raise PearlRobotError("--checkpoint RUN is required for a new session")
         checkpoint = args.checkpoint
     cfg, policy = load_run(checkpoint)
-    prior_episodes = cfg.num_exp_traj_eval if args.prior_episodes is None else args.prior_episodes
+    prior_episodes = args.prior_episodes
 
     family = family_for(cfg, hardware=args.hardware)
     if not hasattr(family, "goal_pool") and not cfg.family.startswith("arm-"):
@@ -92,7 +95,7 @@ def run_adapt(args: argparse.Namespace) -> int:
         env,
         policy,
         store,
-        SessionConfig(args.episodes, prior_episodes, seed=args.seed, dry_run=args.dry_run),
+        SessionConfig(args.episodes, prior_episodes, seed=args.seed, dry_run=args.dry_run, same_start=args.same_goal),
         report=lambda summary: print(format_row(summary), flush=True),
     )
     start = 0
@@ -112,6 +115,7 @@ def run_adapt(args: argparse.Namespace) -> int:
                 "episodes": args.episodes,
                 "prior_episodes": prior_episodes,
                 "dry_run": args.dry_run,
+                "same_goal": args.same_goal,
                 "robot_id": robot.spec.robot_id,
                 "joint_names": list(robot.spec.joint_names),
             }

@@ -48,6 +48,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "client does not know (calibration tests)",
     )
     parser.add_argument(
+        "--sensor-noise-ticks",
+        type=float,
+        default=0.0,
+        help="standard deviation of Gaussian noise on present position, in encoder ticks (default %(default)s)",
+    )
+    parser.add_argument(
         "--return-delay-time",
         type=int,
         default=None,
@@ -105,6 +111,7 @@ def run(args: argparse.Namespace) -> int:
         dynamics=_load_dynamics(args.dynamics),
         hidden_offsets_ticks=_parse_offsets(args.hidden_offsets, spec.num_joints),
         hidden_directions=_parse_directions(args.hidden_directions, spec.num_joints),
+        sensor_noise_ticks=args.sensor_noise_ticks,
         return_delay_time=args.return_delay_time,
         faults=faults,
         link=args.link,

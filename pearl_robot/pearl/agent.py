@@ -31,6 +31,7 @@ class AgentDims:
     use_next_obs_in_context: bool = False
     probabilistic: bool = True
     recurrent: bool = False
+    use_context: bool = True  # False: z is always 0 (multi-task SAC without context, a baseline)
 
     @property
     def context_dim(self) -> int:
@@ -48,6 +49,7 @@ class AgentDims:
             use_next_obs_in_context=cfg.use_next_obs_in_context,
             probabilistic=cfg.use_information_bottleneck,
             recurrent=cfg.recurrent,
+            use_context=cfg.use_context,
         )
 
 
@@ -83,11 +85,13 @@ class PEARLAgent(nn.Module):
     def prior(self, num_tasks: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
         device = self.vf.last.weight.device
         mean = torch.zeros(num_tasks, self.latent_size, device=device)
-        var = torch.ones_like(mean) if self.probabilistic else torch.zeros_like(mean)
+        var = torch.ones_like(mean) if self.probabilistic and self.dims.use_context else torch.zeros_like(mean)
         return mean, var
 
     def infer_posterior(self, context: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``context`` ``[T, N, context_dim]`` -> q(z | c) as (mean, var), each ``[T, latent]``."""
+        if not self.dims.use_context:
+            return self.prior(context.shape[0])
         return self.encoder(context)
 
     def sample_z(self, mean: torch.Tensor, var: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -98,7 +102,9 @@ class PEARLAgent(nn.Module):
         return mean + var.sqrt() * noise
 
     def kl_divergence(self, mean: torch.Tensor, var: torch.Tensor) -> torch.Tensor:
-        """KL(q(z | c) || N(0, I)) summed over latent dimensions and tasks."""
+        """KL(q(z | c) || N(0, I)) summed over latent dimensions and tasks (0 without context)."""
+        if not self.dims.use_context:
+            return mean.new_zeros(())
         return kl_to_standard_normal(mean, var).sum()
 
     # ---- acting ---------------------------------------------------------------------------------

@@ -65,6 +65,7 @@ class PEARLConfig:
 
     # ---- context options --------------------------------------------------------------------------
     use_next_obs_in_context: bool = False
+    use_context: bool = True  # False: z fixed at 0, no encoder -- multi-task SAC without context (a baseline)
     sparse_rewards: bool = False  # context and reporting on info['sparse_reward'], critic on the dense reward
     posterior_block_starts_from_prior: bool = False  # True: the reference's quirk (see docs/pearl.md)
 

@@ -111,6 +111,7 @@ class NumpyAgent:
         self.probabilistic = bool(meta["probabilistic"])
         self.recurrent = bool(meta["recurrent"])
         self.use_next_obs_in_context = bool(meta["use_next_obs_in_context"])
+        self.use_context = bool(meta.get("use_context", True))
         w1, b1 = self.policy.layers[0]
         self._w1_obs = np.ascontiguousarray(w1[: self.obs_dim])
         self._w1_z = np.ascontiguousarray(w1[self.obs_dim :])
@@ -130,6 +131,7 @@ class NumpyAgent:
             "probabilistic": dims.probabilistic,
             "recurrent": dims.recurrent,
             "use_next_obs_in_context": dims.use_next_obs_in_context,
+            "use_context": dims.use_context,
         }
         policy = NumpyMLP.from_torch(agent.policy.net)
         enc = agent.encoder
@@ -172,7 +174,7 @@ class NumpyAgent:
     # ---- z -----------------------------------------------------------------------------------------
     def prior(self) -> tuple[np.ndarray, np.ndarray]:
         mean = np.zeros(self.latent_size, np.float32)
-        return mean, (np.ones_like(mean) if self.probabilistic else np.zeros_like(mean))
+        return mean, (np.ones_like(mean) if self.probabilistic and self.use_context else np.zeros_like(mean))
 
     def infer_posterior(self, context: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``context`` ``[N, context_dim]`` (or ``[T, N, context_dim]``) -> (mean, var)."""
@@ -181,6 +183,9 @@ class NumpyAgent:
         if single:
             context = context[None]
         k = self.latent_size
+        if not self.use_context:
+            zeros = np.zeros(context.shape[:-2] + (k,), np.float32)
+            return (zeros[0], zeros[0]) if single else (zeros, zeros)
         if self.recurrent:
             h = np.maximum(self.encoder(context), 0.0)
             params = self.encoder_head(self.encoder_gru(h))

@@ -1,6 +1,7 @@
 """``open_robot``: the one place a robot name becomes a backend.
 
-Names: ``sim``, ``mock``, ``serial:DEVICE``, ``tcp://HOST:PORT``, ``ipc://PATH``. Backends are imported
+Names: ``sim``, ``mock``, ``serial:DEVICE``, ``tcp://HOST:PORT``, ``ipc://PATH``, optionally followed by
+backend options ``?key=value&key=value`` (e.g. ``serial:/dev/ttyUSB0?timeout_margin_ms=20``). Backends are imported
 lazily, so a mock robot needs neither MuJoCo nor pyserial to load.
 """
 
@@ -9,6 +10,8 @@ from __future__ import annotations
 import importlib
 import os
 from typing import TYPE_CHECKING, Any
+
+import yaml
 
 from pearl_robot.errors import UnknownRobotError
 from pearl_robot.robot.base import Robot
@@ -25,6 +28,21 @@ BACKENDS: dict[str, str] = {
     "tcp": "pearl_robot.robot.remote:RemoteRobot",
     "ipc": "pearl_robot.robot.remote:RemoteRobot",
 }
+
+
+def split_options(name: str) -> tuple[str, dict[str, Any]]:
+    """'serial:/dev/ttyUSB0?timeout_margin_ms=20&retries=5' -> ('serial:/dev/ttyUSB0', {...}): backend
+    options in the robot name, so every command that takes --robot can tune its backend."""
+    if "?" not in name:
+        return name, {}
+    base, query = name.split("?", 1)
+    options: dict[str, Any] = {}
+    for item in filter(None, query.split("&")):
+        key, sep, value = item.partition("=")
+        if not sep or not key.isidentifier():
+            raise UnknownRobotError(f"robot option '{item}' in '{name}' is not KEY=VALUE")
+        options[key] = yaml.safe_load(value)
+    return base, options
 
 
 def parse_robot_name(name: str) -> tuple[str, str]:
@@ -66,9 +84,12 @@ def open_robot(
     The robot is wrapped in a SafeRobot unless ``safe=False``; ``safety`` passes SafeRobot options.
     It is returned unconnected: use it as a context manager or call ``connect()``.
     """
+    name, name_options = split_options(name)
+    options = {**name_options, **options}
     scheme, address = parse_robot_name(name)
     spec = load_spec(hardware)
     cls = backend_class(scheme)
+    _check_options(cls, name, options)
     if calibration is not None or getattr(cls, "needs_calibration", False):
         from pearl_robot.calibrate.robot import open_calibrated
 
@@ -80,3 +101,18 @@ def open_robot(
     from pearl_robot.robot.safety import SafeRobot
 
     return SafeRobot(robot, **(safety or {}))
+
+
+def _check_options(cls: type[Robot], name: str, options: dict[str, Any]) -> None:
+    """Unknown backend options are a clear error, not a TypeError from deep inside a constructor."""
+    import inspect
+
+    parameters = inspect.signature(cls.__init__).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return
+    accepted = {n for n, p in parameters.items() if p.kind is not inspect.Parameter.VAR_POSITIONAL} - {"self", "spec"}
+    unknown = sorted(set(options) - accepted)
+    if unknown:
+        raise UnknownRobotError(
+            f"robot '{name}' has no option '{unknown[0]}' (options: {', '.join(sorted(accepted)) or 'none'})"
+        )

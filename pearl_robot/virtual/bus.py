@@ -91,12 +91,14 @@ class VirtualServoBus:
         initial_position_rad: Sequence[float] | None = None,
         hidden_offsets_ticks: Sequence[int] | None = None,
         hidden_directions: Sequence[int] | None = None,
+        sensor_noise_ticks: float = 0.0,
         return_delay_time: int | None = None,
         faults: BusFaults | None = None,
         link: str | os.PathLike[str] | None = None,
     ) -> VirtualServoBus:
         """The servos of ``spec`` (ids and models from the YAML). ``physics=False`` uses an
-        ``IdealPlant``. ``hidden_*`` are per joint; ``return_delay_time`` (2 us units) overrides the
+        ``IdealPlant``. ``hidden_*`` are per joint; ``sensor_noise_ticks`` is the std of Gaussian encoder
+        noise; ``return_delay_time`` (2 us units) overrides the
         factory default of 250 in every servo, as if it had been configured before."""
         n = spec.num_joints
         start = spec.home_rad if initial_position_rad is None else np.asarray(initial_position_rad, float)
@@ -114,6 +116,8 @@ class VirtualServoBus:
                 i,
                 hidden_offset_ticks=offsets[i],
                 hidden_direction=directions[i],
+                sensor_noise_ticks=sensor_noise_ticks,
+                noise_seed=i,
             )
             if return_delay_time is not None:
                 servo.set("return_delay_time", return_delay_time)

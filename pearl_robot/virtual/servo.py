@@ -30,6 +30,8 @@ import struct
 import time
 from collections.abc import Callable
 
+import numpy as np
+
 from pearl_robot.dynamixel import protocol as proto
 from pearl_robot.dynamixel.control_table import (
     AMPS_PER_CURRENT_UNIT,
@@ -62,6 +64,8 @@ class VirtualServo:
         *,
         hidden_offset_ticks: int = 0,
         hidden_direction: int = 1,
+        sensor_noise_ticks: float = 0.0,
+        noise_seed: int | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if hidden_direction not in (1, -1):
@@ -71,6 +75,8 @@ class VirtualServo:
         self.joint_index = joint_index
         self.hidden_offset_ticks = int(hidden_offset_ticks)
         self.hidden_direction = hidden_direction
+        self.sensor_noise_ticks = float(sensor_noise_ticks)  # std of Gaussian encoder noise (a worn or noisy encoder)
+        self._noise = np.random.default_rng(noise_seed)
         self.clock = clock
         self.input_voltage = PRESENT_INPUT_VOLTAGE  # 0.1 V units
         self.temperature = PRESENT_TEMPERATURE  # deg C
@@ -184,6 +190,8 @@ class VirtualServo:
         velocity = int(round(sign * qd / RAD_S_PER_VELOCITY_UNIT))
         effort = sign * tau
         encoder = CENTER_TICKS + self.hidden_direction * q / RAD_PER_TICK + self.hidden_offset_ticks
+        if self.sensor_noise_ticks:
+            encoder += self._noise.normal(0.0, self.sensor_noise_ticks)
         position = int(round(4096 - encoder if reverse else encoder)) + get("homing_offset")
         moving = abs(velocity) > get("moving_threshold")
         in_position = abs(get("goal_position") - position) <= 20

@@ -199,7 +199,7 @@ def test_missing_or_mismatched_calibration_refuses_to_enable(make_bus, spec, har
     broken.write_text("robot_id: [\n")
     refused(broken, "malformed YAML")
     # the CLI says the same in one line
-    code = main(["demo", "--robot", bus.address, "--hardware", str(hardware_file), "--calibration", str(other_arm)])
+    code = main(["demo", "--scripted", "--robot", bus.address, "--hardware", str(hardware_file), "--calibration", str(other_arm)])
     assert code == 1
 
 

@@ -33,18 +33,18 @@ def test_robot_commands_share_robot_and_hardware_flags():
 
 
 def test_user_mistakes_are_one_clear_line(tmp_path, capsys):
-    assert main(["demo", "--robot", "ur5", "--fast"]) == 1
+    assert main(["demo", "--scripted", "--robot", "ur5", "--fast"]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "unknown robot 'ur5'" in err
     bad = tmp_path / "bad.yaml"
     bad.write_text("robot_id: [\n")
-    assert main(["demo", "--hardware", str(bad), "--fast"]) == 1
+    assert main(["demo", "--scripted", "--hardware", str(bad), "--fast"]) == 1
     err = capsys.readouterr().err
     assert "malformed YAML" in err and "Traceback" not in err
 
 
 def test_demo_runs_end_to_end_in_a_subprocess():
-    result = run_cli("demo", "--fast", "--goals", "1", "--steps", "30")
+    result = run_cli("demo", "--scripted", "--fast", "--goals", "1", "--steps", "30")
     assert result.returncode == 0, result.stderr
     assert "final distance" in result.stdout and "period_error_p99_ms" in result.stdout
 

@@ -90,3 +90,17 @@ def test_sim_torque_off_goes_limp():
         robot.disable()
         robot.unwrapped().step_idle(10)
         assert np.max(np.abs(robot.read().position - held)) > 0.05
+
+
+def test_backend_options_in_the_robot_name():
+    from pearl_robot.robot.registry import split_options
+
+    assert split_options("serial:/dev/ttyUSB0?timeout_margin_ms=20&retries=5") == (
+        "serial:/dev/ttyUSB0",
+        {"timeout_margin_ms": 20, "retries": 5},
+    )
+    assert split_options("sim") == ("sim", {})
+    with pytest.raises(UnknownRobotError, match="not KEY=VALUE"):
+        split_options("sim?oops")
+    with pytest.raises(UnknownRobotError, match="has no option 'colour'"):
+        open_robot("sim?colour=red")
