@@ -20,6 +20,7 @@ from typing import Protocol
 import numpy as np
 
 from pearl_robot.adapt.store import SessionData, SessionStore
+from pearl_robot.control.loop import LoopStats
 from pearl_robot.envs.robot_env import RobotEnv
 from pearl_robot.errors import PearlRobotError, RobotFault
 from pearl_robot.robot.base import Lifecycle
@@ -108,20 +109,28 @@ class AdaptationSession:
 
     # ---- resume -----------------------------------------------------------------------------
     def restore(self, data: SessionData) -> int:
-        """Rebuild the context from the records on disk; returns the next episode index."""
+        """Rebuild the context from the records on disk; returns the next episode index. An episode cut
+        short by a crash keeps its steps (they are context too) and is closed as interrupted."""
         for step in data.steps():
             self.context.append(
                 self.policy.context_row(
-                    np.asarray(step["obs"]),
-                    np.asarray(step["requested_action"]),
-                    step["context_reward"],
+                    np.asarray(step["obs"]), np.asarray(step["requested_action"]), step["context_reward"],
                     np.asarray(step["next_obs"]),
                 )
-            )
-        # burn the z draws of finished episodes so a resumed session samples what an unbroken one would
-        for _ in range(data.completed_episodes):
+            )  # fmt: skip
+        ended = {e["episode"] for e in data.episode_ends()}
+        for start in data.episode_starts():
+            if start["episode"] not in ended:
+                steps = data.steps(start["episode"])
+                self.store.append(
+                    "episode_end", sync=True, episode=start["episode"], z_source=start["z_source"],
+                    episode_return=float(sum(s["reward"] for s in steps)), steps=len(steps), aborted=True,
+                    reason="interrupted (process died); recovered on resume",
+                )  # fmt: skip
+        # burn the z draws already made, so a resumed session samples what an unbroken one would
+        for _ in data.episode_starts():
             self.rng.standard_normal(self.policy.latent_size)
-        return data.completed_episodes
+        return len(data.episode_starts())
 
     # ---- the protocol -----------------------------------------------------------------------
     def infer(self) -> tuple[np.ndarray, np.ndarray]:
@@ -146,9 +155,7 @@ class AdaptationSession:
 
     def _run_episode(self, episode: int) -> EpisodeSummary:
         from_prior = episode < self.config.num_prior_episodes
-        mean, var = (
-            (np.zeros(self.policy.latent_size), np.ones(self.policy.latent_size)) if from_prior else self.infer()
-        )
+        mean, var = self.policy.prior() if from_prior else self.infer()
         z = mean + np.sqrt(var) * self.rng.standard_normal(self.policy.latent_size)
         z_source = "prior" if from_prior else "posterior"
         self.store.append(
@@ -163,13 +170,13 @@ class AdaptationSession:
         )
         events_before = dict(getattr(self.env.robot, "events", {}))
         env = self.env
-        obs, _ = env.reset(seed=self.config.seed + (0 if self.config.same_start else episode))
-        if env.loop is not None:
-            env.loop.stats.__init__()  # per-episode timing
-            env.loop.start()
         total, steps, aborted, reason = 0.0, 0, False, ""
         truncated = False
         try:
+            obs, _ = env.reset(seed=self.config.seed + (0 if self.config.same_start else episode))
+            if env.loop is not None:
+                env.loop.stats = LoopStats()  # per-episode timing
+                env.loop.start()
             while not truncated:
                 if self._stop_requested():
                     aborted, reason = True, self._stop_reason

@@ -41,7 +41,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="test task index of the run's family to play (sim: its dynamics; arm-reach: its goal)",
     )
-    parser.add_argument("--episodes", type=int, default=5, help="adaptation episodes (default %(default)s)")
+    parser.add_argument(
+        "--episodes", type=int, default=None, help="adaptation episodes (default 5; on --resume: the session's)"
+    )
     parser.add_argument(
         "--prior-episodes",
         type=int,
@@ -68,10 +70,12 @@ def run_adapt(args: argparse.Namespace) -> int:
         meta = store.load().meta
         checkpoint = Path(meta["checkpoint"])
         args.robot = args.robot or meta["robot"]
+        args.episodes = args.episodes or meta["episodes"]
         for key in ("hardware", "calibration", "task", "seed", "dry_run", "prior_episodes", "same_goal"):
             setattr(args, key, meta.get(key))
     else:
         args.robot = args.robot or "sim"
+        args.episodes = args.episodes or 5
         if args.checkpoint is None:
             raise PearlRobotError("--checkpoint RUN is required for a new session")
         checkpoint = args.checkpoint

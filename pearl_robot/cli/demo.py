@@ -134,6 +134,7 @@ def run_sim_to_real(args: argparse.Namespace) -> int:
             str(session),
             "--seed",
             str(args.seed),
+            "--same-goal",
         ]
         if args.hardware:
             adapt_args += ["--hardware", str(args.hardware)]

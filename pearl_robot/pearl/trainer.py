@@ -14,16 +14,20 @@ Per iteration (PEARL.md "Data collection per iteration"):
   replacement), batched over the tasks (``SoftActorCritic``);
 - evaluation (``Evaluator``) every ``eval_every`` iterations and at the last one.
 
+Collection runs through a ``Collector`` (``collector.py``): the iteration's schedule becomes one seeded job per
+task visit, run in process (the default) or on Ray workers (``pearl_robot.distributed.RayCollector``) with
+identical results; the learner, the buffers and evaluation stay here.
+
 Randomness: torch (network init, the policy and z noise of gradient steps) from ``seed``; numpy
-generators for collection (tasks, actions, z, environment reset seeds) and for batch sampling; task
-splits from ``family.split(seed)``; evaluation from a generator derived from (seed, iteration), so it
-never perturbs training. All of it is in the checkpoint, so ``resume`` continues exactly.
+generators for collection (the tasks visited and one seed per job, which seeds the job's actions, z,
+context batches and environment reset seeds) and for batch sampling; task splits from
+``family.split(seed)``; evaluation from a generator derived from (seed, iteration), so it never perturbs
+training. All of it is in the checkpoint, so ``resume`` continues exactly.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import os
 import time
 from collections.abc import Callable
@@ -37,6 +41,15 @@ import torch
 from pearl_robot.errors import ConfigError, PearlRobotError
 from pearl_robot.pearl.agent import AgentDims, PEARLAgent
 from pearl_robot.pearl.buffers import Layout, MultiTaskReplayBuffer
+from pearl_robot.pearl.collector import (
+    SEED_BOUND,
+    Block,
+    CollectJob,
+    Collector,
+    InProcessCollector,
+    JobResult,
+    RolloutRunner,
+)
 from pearl_robot.pearl.config import FIELDS, PEARLConfig, apply_overrides, config_from_dict, save_config
 from pearl_robot.pearl.evaluator import EvalResult, Evaluator
 from pearl_robot.pearl.numpy_policy import NumpyAgent
@@ -44,7 +57,6 @@ from pearl_robot.pearl.perf import configure_torch, resolve_device
 from pearl_robot.pearl.run_log import CsvLog, ProgressBar, TensorBoardLog
 from pearl_robot.pearl.sac import STAT_NAMES, SoftActorCritic, TrainBatch
 from pearl_robot.pearl.sampler import Path as Trajectory
-from pearl_robot.pearl.sampler import rollout, rollout_batch
 from pearl_robot.tasks.base import TaskFamily
 
 CHECKPOINT = "checkpoint.pt"
@@ -92,6 +104,7 @@ class MetaTrainer:
         run_dir: str | os.PathLike[str] | None = None,
         family: TaskFamily | None = None,
         progress: ProgressBar | None = None,
+        collector: Collector | None = None,
     ) -> None:
         self.cfg = cfg.validate()
         self.threads = configure_torch(cfg.torch_threads)
@@ -101,13 +114,15 @@ class MetaTrainer:
         if not self.train_tasks:
             raise ConfigError("<config>", "family_params", f"family '{cfg.family}' has no train tasks")
         self.max_path_length = int(cfg.max_path_length or self.family.max_path_length)
-        self.env = self.family.make_env(seed=cfg.seed)
-        self._envs = [self.env]  # collection envs (more are made on demand, up to num_collect_envs)
+        self.env = self.family.make_env(seed=cfg.seed)  # the first collection env
         self.eval_env = self.family.make_env(seed=cfg.seed + 1)
         obs_dim = int(np.prod(self.env.observation_space.shape))
         action_dim = int(np.prod(self.env.action_space.shape))
         self.layout = Layout(obs_dim, action_dim)
         self.context_columns = self.layout.context_columns(cfg.use_next_obs_in_context, cfg.sparse_rewards)
+        self.runner = RolloutRunner(cfg, self.family, self.train_tasks, self.layout, self.max_path_length, self.env)
+        # where collection jobs run; RayCollector (pearl_robot.distributed) for --workers N
+        self.collector: Collector = collector if collector is not None else InProcessCollector(self.runner)
 
         torch.manual_seed(cfg.seed)
         self.agent = PEARLAgent(AgentDims.from_config(cfg, obs_dim, action_dim)).to(self.device)
@@ -207,19 +222,12 @@ class MetaTrainer:
             rows = self.enc_buffer.sample(tasks, self.cfg.embedding_batch_size, rng)
         return rows[..., self.context_columns]
 
-    def _posterior(self, task: int) -> tuple[np.ndarray, np.ndarray]:
-        context = self.sample_context(np.array([task]), self.collect_rng)[0]
-        return self.numpy_agent().infer_posterior(context)
-
-    def _collect_envs(self, k: int) -> list:
-        while len(self._envs) < k:
-            self._envs.append(self.family.make_env(seed=self.cfg.seed + 1000 + len(self._envs)))
-        return self._envs[:k]
-
-    def _record(self, task: int, block: str, paths: list[Trajectory], sizes: list[int], to_encoder: bool) -> None:
+    def _record(
+        self, task: int, block: str, paths: list[Trajectory], sizes: list[int], to_encoder: bool, add_encoder: bool
+    ) -> None:
         for path, size in zip(paths, sizes):
             self.rl_buffer.add(task, path.rows)
-            if to_encoder:
+            if add_encoder:
                 self.enc_buffer.add(task, path.rows)
             self.collection_log.append(
                 CollectRecord(self.iteration, task, block, path.z_source, size, path.length, to_encoder)
@@ -227,78 +235,71 @@ class MetaTrainer:
         self._iteration_paths.extend(paths)
 
     def collect(self, task: int, num_samples: int, block: str, add_to_encoder: bool = True) -> int:
-        """Collect whole trajectories on train task ``task`` until ``num_samples`` transitions are reached.
-
-        ``block``: ``initial``/``prior`` (z ~ prior), ``posterior`` (z ~ posterior; its data feed the
-        encoder buffer, so its trajectories run one after the other) or ``extra`` (z ~ posterior, RL buffer
-        only). Trajectories that do not depend on each other (initial, prior and extra blocks) run up to
-        ``num_collect_envs`` at a time in lockstep; the posterior is re-inferred, from a fresh context
-        batch, for every ``update_post_train`` trajectories either way."""
-        cfg = self.cfg
-        agent = self.numpy_agent()
-        posterior = block in ("posterior", "extra")
-        task_obj = self.train_tasks[task]
-
-        def inference(first: bool) -> tuple[tuple[np.ndarray, np.ndarray], str, int]:
-            empty = self.enc_buffer.size[task] == 0  # e.g. no prior block: nothing to infer from yet
-            if not posterior or empty or (first and cfg.posterior_block_starts_from_prior):
-                return agent.prior(), "prior", 0
-            return self._posterior(task), "posterior", int(self.enc_buffer.size[task])
-
-        collected = 0
-        if block == "posterior":
-            self.family.apply(self.env, task_obj)
-            dist, source, size = inference(first=True)
-            while collected < num_samples:
-                paths = []
-                while collected < num_samples and len(paths) < cfg.update_post_train:
-                    z = agent.sample_z(*dist, self.collect_rng)
-                    path = rollout(
-                        self.env, agent, z, self.layout, self.max_path_length, self.collect_rng, False, source
-                    )
-                    paths.append(path)
-                    collected += path.length
-                self._record(task, block, paths, [size] * len(paths), add_to_encoder)
-                dist, source, size = inference(first=False)
-        else:
-            per_inference = cfg.update_post_train if posterior else math.inf
-            current, done_trajectories = None, 0
-            while collected < num_samples:
-                k = min(math.ceil((num_samples - collected) / self.max_path_length), cfg.num_collect_envs)
-                envs = self._collect_envs(k)
-                zs, sources, sizes = [], [], []
-                for j in range(k):
-                    if current is None or (done_trajectories + j) % per_inference == 0:
-                        current = inference(first=current is None)
-                    (mean, var), source, size = current
-                    zs.append(agent.sample_z(mean, var, self.collect_rng))
-                    sources.append(source)
-                    sizes.append(size)
-                for env in envs:
-                    self.family.apply(env, task_obj)
-                paths = rollout_batch(envs, agent, np.stack(zs), self.layout, self.max_path_length, self.collect_rng)
-                for path, source in zip(paths, sources):
-                    path.z_source = source
-                self._record(task, block, paths, sizes, add_to_encoder)
-                collected += sum(p.length for p in paths)
-                done_trajectories += k
+        """Collect one block on train task ``task`` in process, straight into the buffers, with the posterior
+        inferred from the task's encoder buffer as it is (no clearing) and draws from the collection
+        generator. Training itself collects through ``collect_iteration_data``; this is for benchmarks and
+        experiments. ``block``: ``initial``/``prior``/``posterior``/``extra`` (``collector.Block``)."""
+        spec = Block(block, num_samples, add_to_encoder)
+        out = self.runner.collect_block(
+            self.train_tasks[task], spec, self.enc_buffer, task, self.numpy_agent(), self.collect_rng
+        )
+        # the runner already added the encoder-bound paths to the encoder buffer (later inferences read them)
+        self._record(task, block, out.paths, out.context_sizes, add_to_encoder, add_encoder=False)
+        collected = sum(p.length for p in out.paths)
         self.env_steps += collected
         return collected
 
-    def collect_iteration_data(self) -> None:
+    def collection_jobs(self) -> list[CollectJob]:
+        """This iteration's collection schedule as jobs, in the order their data enter the buffers: iteration
+        0, one ``initial`` job per train task; then ``num_tasks_sample`` train tasks drawn with replacement,
+        one prior / posterior / extra job each. Draws the tasks and one seed per job from the collection
+        generator (so the data do not depend on where or in which order the jobs run)."""
         cfg = self.cfg
-        if self.iteration == 0:
-            for task in range(len(self.train_tasks)):
-                self.collect(task, cfg.num_initial_steps, "initial")
+
+        def seed() -> int:
+            return int(self.collect_rng.integers(SEED_BOUND))
+
+        jobs = []
+        if self.iteration == 0 and cfg.num_initial_steps > 0:
+            initial = (Block("initial", cfg.num_initial_steps, True),)
+            jobs = [CollectJob(task, initial, seed(), clear_encoder=False) for task in range(len(self.train_tasks))]
+        blocks = tuple(
+            b
+            for b in (
+                Block("prior", cfg.num_steps_prior, True),
+                Block("posterior", cfg.num_steps_posterior, True),
+                Block("extra", cfg.num_extra_rl_steps_posterior, False),
+            )
+            if b.num_samples > 0
+        )
         for _ in range(cfg.num_tasks_sample):
             task = int(self.collect_rng.integers(len(self.train_tasks)))
-            self.enc_buffer.clear(task)
-            if cfg.num_steps_prior > 0:
-                self.collect(task, cfg.num_steps_prior, "prior")
-            if cfg.num_steps_posterior > 0:
-                self.collect(task, cfg.num_steps_posterior, "posterior")
-            if cfg.num_extra_rl_steps_posterior > 0:
-                self.collect(task, cfg.num_extra_rl_steps_posterior, "extra", add_to_encoder=False)
+            jobs.append(CollectJob(task, blocks, seed(), clear_encoder=True))
+        return jobs
+
+    def add_results(self, jobs: list[CollectJob], results: list[JobResult]) -> None:
+        """Add whole job results to the buffers in job order; checks every result first, so a wrong or
+        missing one changes nothing."""
+        if len(results) != len(jobs):
+            raise PearlRobotError(f"collection returned {len(results)} results for {len(jobs)} jobs")
+        for job, result in zip(jobs, results):
+            try:
+                result.check(job, self.layout.width)
+            except ValueError as exc:
+                raise PearlRobotError(f"collection returned an incomplete result: {exc}") from None
+        for result in results:
+            job = result.job
+            if job.clear_encoder:
+                self.enc_buffer.clear(job.task)
+            for out in result.blocks:
+                b = out.block
+                self._record(job.task, b.name, out.paths, out.context_sizes, b.to_encoder, add_encoder=b.to_encoder)
+            self.env_steps += result.env_steps
+
+    def collect_iteration_data(self) -> None:
+        jobs = self.collection_jobs()
+        results = self.collector.collect(jobs, self.numpy_agent())
+        self.add_results(jobs, results)
 
     # ---- gradient steps ------------------------------------------------------------------------------
     def sample_batch(self, tasks: np.ndarray, rng: np.random.Generator | None = None) -> TrainBatch:
