@@ -22,13 +22,16 @@ from pearl_robot.robot.registry import open_robot
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", default="arm-dynamics-small", help="PEARL config to train (default %(default)s)")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config overrides")
+    parser.add_argument("--set", action="extend", nargs="+", default=[], metavar="KEY=VALUE", help="config overrides")
     parser.add_argument("--checkpoint", type=Path, default=None, help="reuse a trained PEARL run for (a) and (b)")
     parser.add_argument("--out", type=Path, default=Path("runs/bench-adapt"), help="where the runs are trained")
     parser.add_argument("--task", type=int, default=0, help="held-out test task index (default %(default)s)")
     parser.add_argument("--episodes", type=int, default=5, help="adaptation episodes (default %(default)s)")
     parser.add_argument("--repeats", type=int, default=8, help="goal sequences averaged over (default %(default)s)")
     parser.add_argument("--prior-episodes", type=int, default=1, help="episodes with z from the prior")
+    parser.add_argument(
+        "--oracle-iterations", type=float, default=3.0, help="oracle's training iterations, as a multiple of PEARL's"
+    )
 
 
 class RandomPolicy:
@@ -69,8 +72,9 @@ def train(cfg: PEARLConfig, run_dir: Path) -> Path:
     return run_dir
 
 
-def oracle_config(cfg: PEARLConfig, task_params: dict) -> PEARLConfig:
-    """The same budget on copies of exactly the held-out task, without context."""
+def oracle_config(cfg: PEARLConfig, task_params: dict, iterations_factor: float) -> PEARLConfig:
+    """Copies of exactly the held-out task, without context, trained ``iterations_factor`` times as long: an
+    upper reference, not a competitor on the same budget."""
     params = {
         **cfg.family_params,
         "center": task_params,
@@ -80,7 +84,8 @@ def oracle_config(cfg: PEARLConfig, task_params: dict) -> PEARLConfig:
         "payload_range_kg": [0.0, 0.0],
         "latency_range_s": [0.0, 0.0],
     }
-    return replace(cfg, family_params=params, use_context=False)
+    iterations = max(1, round(cfg.num_iterations * iterations_factor))
+    return replace(cfg, family_params=params, use_context=False, num_iterations=iterations)
 
 
 def evaluate(policy, cfg: PEARLConfig, task_index: int, episodes: int, repeats: int, prior_episodes: int) -> np.ndarray:
@@ -112,7 +117,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
     pearl_run = args.checkpoint or train(cfg, args.out / "pearl")
     pearl_cfg, pearl = load_run(pearl_run)
     sac_run = train(replace(pearl_cfg, use_context=False), args.out / "multitask_sac")
-    oracle_run = train(oracle_config(pearl_cfg, held_out.params), args.out / "oracle")
+    oracle_run = train(oracle_config(pearl_cfg, held_out.params, args.oracle_iterations), args.out / "oracle")
 
     ep, rep, k = args.episodes, args.repeats, args.prior_episodes
     results = {

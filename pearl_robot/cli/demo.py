@@ -45,7 +45,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--episodes", type=int, default=6, help="adaptation episodes (default %(default)s)")
     parser.add_argument("--task", type=int, default=0, help="held-out test task for the virtual arm")
     parser.add_argument("--retrain", action="store_true", help="train again even if the demo run exists")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="training config overrides")
+    parser.add_argument(
+        "--set", action="extend", nargs="+", default=[], metavar="KEY=VALUE", help="training config overrides"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--scripted", action="store_true", help="only the scripted reach on --robot (quick check)")
     parser.add_argument("--goals", type=int, default=3, help="--scripted: number of reach goals")

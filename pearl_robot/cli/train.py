@@ -6,15 +6,21 @@ Examples::
     pearl-robot train --config point-robot-small --out runs/pr
     pearl-robot train --config sim/configs/cheetah-vel.yaml --set meta_batch=8 --set num_iterations=50
     pearl-robot train --resume runs/pr --set num_iterations=40
+    pearl-robot train --config cheetah-vel --workers 8 --ray-address auto   # rollouts on a Ray cluster
 
 The run folder holds config.yaml, progress.csv (one row per iteration), timing.csv, tensorboard/,
 checkpoint.pt (every ``checkpoint_every`` iterations, written atomically) and policy.npz (the numpy
 policy and encoder, for running on a robot).
+
+``--workers N`` runs rollout collection on N Ray actors (the ``distributed`` extra); the learner stays in
+this process. The results are those of in-process collection, for any N: each task visit is a job seeded
+from the run's own generator (``pearl_robot/pearl/collector.py``).
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
@@ -34,7 +40,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--set",
         dest="overrides",
-        action="append",
+        action="extend",
+        nargs="+",
         default=[],
         metavar="KEY=VALUE",
         help="override a config field (value parsed as YAML); repeatable; family_params.KEY=VALUE sets one "
@@ -45,6 +52,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--device", choices=["cpu", "cuda", "auto"], help="override the config's device")
     parser.add_argument("--threads", type=int, help="torch threads (1 when a control loop shares the CPU)")
     parser.add_argument("--quiet", action="store_true", help="no progress output")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        metavar="N",
+        help="collect rollouts on N Ray actors (default 0: in this process; same results either way)",
+    )
+    parser.add_argument(
+        "--ray-address",
+        metavar="ADDRESS",
+        help="the Ray cluster for --workers: 'auto' (started here with `ray start`), HOST:PORT or "
+        "ray://HOST:10001 (default: a local Ray instance)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -61,13 +81,20 @@ def _list_configs() -> int:
     return 0
 
 
+def _warn(text: str) -> None:
+    print(f"pearl-robot train: warning: {text}", file=sys.stderr)
+
+
 def run(args: argparse.Namespace) -> int:
+    from pearl_robot.distributed import make_collector
     from pearl_robot.pearl.config import load_config
     from pearl_robot.pearl.run_log import ProgressBar
     from pearl_robot.pearl.trainer import CHECKPOINT, MetaTrainer
 
     if args.list:
         return _list_configs()
+    if args.ray_address and args.workers <= 0:
+        raise PearlRobotError("--ray-address needs --workers N (N >= 1)")
     overrides = list(args.overrides)
     if args.device:
         overrides.append(f"device={args.device}")
@@ -104,11 +131,18 @@ def run(args: argparse.Namespace) -> int:
     cfg = trainer.cfg
     progress = ProgressBar(cfg.num_iterations, quiet=args.quiet)
     trainer.progress = progress
+    collector = make_collector(trainer, args.workers, args.ray_address, warn=_warn)
+    trainer.collector = collector
+    where = f"{collector.num_workers} Ray workers" if collector.num_workers else "in process"
     progress.message(
         f"{what}: {len(trainer.train_tasks)} train / {len(trainer.test_tasks)} test tasks, "
-        f"{cfg.num_iterations} iterations, device {trainer.device}, {trainer.threads} torch thread(s)"
+        f"{cfg.num_iterations} iterations, device {trainer.device}, {trainer.threads} torch thread(s), "
+        f"collection {where}"
     )
-    rows = trainer.train()
+    try:
+        rows = trainer.train()
+    finally:
+        collector.close()
     last = next((r for r in reversed(rows) if r.get("test_return_last") is not None), None)
     if last is not None:
         online = [last[f"test_return_traj_{i}"] for i in range(trainer.num_eval_trajectories)]
