@@ -70,7 +70,7 @@ def make_collector(
         return trainer.collector
     if not ray_available():
         if address:
-            require_ray()  # raises with the install hint
+            raise PearlRobotError(f"--ray-address needs Ray, which is not installed: {INSTALL_HINT}")
         if warn is not None:
             warn(f"Ray is not installed, collecting in process instead of on {workers} workers ({INSTALL_HINT})")
         return trainer.collector

@@ -15,6 +15,11 @@ result of the iteration arrived, so a failure mid-collection leaves the buffers 
 - ``pearl_robot.distributed.RayCollector``: the jobs on N Ray actors, each with its own ``RolloutRunner``.
 
 Both run ``RolloutRunner.run``, so a run gives identical results with any number of workers, 0 included.
+Collection runs numpy's BLAS on one thread (``threadpoolctl``): a matrix product's rounding depends on how
+many threads split it, and one flipped bit makes a MuJoCo trajectory diverge, so without this the data would
+depend on the core count of the process that collects (one thread is also the faster for these small
+products). Bitwise equality across machines further needs the same numpy / OpenBLAS build and CPU kernel
+(OpenBLAS picks its kernels per CPU); else runs agree in distribution only.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from dataclasses import dataclass
 
 import gymnasium as gym
 import numpy as np
+from threadpoolctl import ThreadpoolController
 
 from pearl_robot.pearl.buffers import Layout, MultiTaskReplayBuffer
 from pearl_robot.pearl.config import PEARLConfig
@@ -35,6 +41,15 @@ from pearl_robot.tasks.base import Task, TaskFamily
 
 BLOCKS = ("initial", "prior", "posterior", "extra")
 SEED_BOUND = 2**63 - 1
+_threadpools: ThreadpoolController | None = None
+
+
+def single_threaded_blas():
+    """A context in which numpy's BLAS runs on one thread (restored after)."""
+    global _threadpools
+    if _threadpools is None:
+        _threadpools = ThreadpoolController()
+    return _threadpools.limit(limits=1, user_api="blas")
 
 
 @dataclass(frozen=True)
@@ -170,6 +185,18 @@ class RolloutRunner:
         when ``block.to_encoder``. Trajectories that do not depend on each other (initial, prior and extra
         blocks) run up to ``num_collect_envs`` at a time in lockstep; the posterior is re-inferred, from a
         fresh context batch, for every ``update_post_train`` trajectories either way."""
+        with single_threaded_blas():
+            return self._collect_block(task, block, encoder, row, agent, rng)
+
+    def _collect_block(
+        self,
+        task: Task,
+        block: Block,
+        encoder: MultiTaskReplayBuffer,
+        row: int,
+        agent: NumpyAgent,
+        rng: np.random.Generator,
+    ) -> BlockPaths:
         cfg = self.cfg
         posterior = block.name in ("posterior", "extra")
 
