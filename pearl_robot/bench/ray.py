@@ -17,7 +17,6 @@ driver share them: 2 workers cannot reach twice the throughput of one.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import time
 from typing import Any
@@ -50,6 +49,7 @@ def _same(a: list, b: list) -> bool:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
+    from pearl_robot.bench.common import machine
     from pearl_robot.distributed import connect, require_ray
     from pearl_robot.distributed.collector import RayCollector
     from pearl_robot.pearl.collector import InProcessCollector
@@ -104,9 +104,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     base = figures(times["in_process"])
     result: dict[str, Any] = {
+        "benchmark": "ray",
         "config": args.config,
         "family": cfg.family,
-        "cores": os.cpu_count(),
+        "machine": machine(),
+        "ray_version": ray.__version__,
         "jobs_per_iteration": len(jobs),
         "env_steps_per_iteration": env_steps,
         "rounds": args.rounds,

@@ -55,7 +55,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--ray-address",
         metavar="ADDRESS",
-        help="the Ray cluster: 'auto', HOST:PORT or ray://HOST:10001 (default: a local Ray instance)",
+        help="the Ray cluster: 'auto' or HOST:PORT of its head (default: a local Ray instance)",
     )
     parser.add_argument(
         "--cpus-per-run", type=int, default=1, metavar="C", help="CPUs (and torch threads) per run (default: 1)"

@@ -62,8 +62,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--ray-address",
         metavar="ADDRESS",
-        help="the Ray cluster for --workers: 'auto' (started here with `ray start`), HOST:PORT or "
-        "ray://HOST:10001 (default: a local Ray instance)",
+        help="the Ray cluster for --workers: 'auto' (the cluster this node joined with `ray start`) or "
+        "HOST:PORT of its head (default: a local Ray instance)",
     )
     parser.set_defaults(func=run)
 

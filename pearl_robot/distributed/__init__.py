@@ -40,8 +40,8 @@ def require_ray() -> Any:
 
 def connect(address: str | None = None, num_cpus: int | None = None) -> bool:
     """Make sure this process is connected to Ray: an existing connection is used as is; else ``address``
-    (``auto``: the cluster started on this node with ``ray start``; ``ray://HOST:10001``: Ray Client) or, with
-    no address, a new local instance with ``num_cpus`` logical CPUs (default: this machine's cores). Returns
+    (``auto``: the cluster this node joined with ``ray start``; or ``HOST:PORT`` of the head) or, with no
+    address, a new local instance with ``num_cpus`` logical CPUs (default: this machine's cores). Returns
     True when this call connected (the caller then disconnects with ``ray.shutdown()``)."""
     ray = require_ray()
     if ray.is_initialized():

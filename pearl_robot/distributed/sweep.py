@@ -183,6 +183,30 @@ def run_experiment(spec: RunSpec, out_dir: str) -> RunResult:
     )
 
 
+def conflicting_runs(specs: list[RunSpec], out_dir: str | Path) -> list[str]:
+    """Run folders under ``out_dir`` that already hold a different experiment than their spec (fields other
+    than those a resume may change)."""
+    import yaml
+
+    from pearl_robot.pearl.config import config_from_dict
+    from pearl_robot.pearl.trainer import RESUMABLE_FIELDS
+
+    conflicts = []
+    for spec in specs:
+        path = Path(out_dir) / spec.name / "config.yaml"
+        if not path.exists():
+            continue
+        try:
+            held = config_from_dict(yaml.safe_load(path.read_text()), path).to_dict()
+        except (PearlRobotError, yaml.YAMLError):
+            conflicts.append(f"{spec.name} (unreadable config.yaml)")
+            continue
+        differing = [k for k, v in spec.config.items() if k not in RESUMABLE_FIELDS and held.get(k) != v]
+        if differing:
+            conflicts.append(f"{spec.name} (differs in {', '.join(differing)})")
+    return conflicts
+
+
 def _failed(spec: RunSpec, out_dir: str, exc: BaseException) -> RunResult:
     cause = getattr(exc, "cause", None) or exc  # a RayTaskError carries the task's exception
     message = f"{type(cause).__name__}: {cause}".strip().splitlines()[0][:300]
@@ -200,8 +224,12 @@ def run_sweep(
     echo: Callable[[str], None] | None = None,
 ) -> list[RunResult]:
     """Run every spec (as Ray tasks, or in process with ``local``); results in spec order. A run that fails
-    is reported in its RunResult's ``error``; the others go on."""
+    is reported in its RunResult's ``error``; the others go on. Refuses (before running anything) a folder
+    whose runs hold other experiments."""
     out = Path(out_dir).resolve()
+    conflicts = conflicting_runs(specs, out)
+    if conflicts:
+        raise PearlRobotError(f"{out} holds other experiments under these run names: {'; '.join(conflicts)}")
     out.mkdir(parents=True, exist_ok=True)
     (out / "sweep.json").write_text(json.dumps([asdict(s) for s in specs], indent=1))
     echo = echo or (lambda _: None)

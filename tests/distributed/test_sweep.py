@@ -77,6 +77,9 @@ def test_local_sweep_writes_runs_and_summary_and_continues_unfinished_runs(tmp_p
     assert [r["name"] for r in runs] == ["tiny-seed0", "tiny-seed1"] and all(r["iterations"] == "2" for r in runs)
     assert (out / "summary.csv").exists() and (out / "summary.png").exists() and "in process" in printed
 
-    # another experiment into the same folder is refused per run, and reported
+    # another experiment into the same folder is refused before anything runs or is overwritten
+    summary = (out / "summary.csv").read_text()
     assert main(["sweep", str(config), "--seeds", "1", "--out", str(out), "--local", "--set", "lr=0.01"]) == 1
-    assert "another experiment" in capsys.readouterr().out
+    err = capsys.readouterr().err
+    assert "other experiments" in err and "differs in lr" in err
+    assert (out / "summary.csv").read_text() == summary
