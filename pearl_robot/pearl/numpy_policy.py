@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pearl_robot.io import atomic_path
 from pearl_robot.pearl.networks import LOG_STD_MAX, LOG_STD_MIN
 
 FORMAT_VERSION = 1
@@ -150,10 +151,8 @@ class NumpyAgent:
             arrays.update(self.encoder_gru.arrays("encoder_gru"))
             arrays.update(self.encoder_head.arrays("encoder_head"))
         arrays["meta_json"] = np.frombuffer(json.dumps(self.meta).encode(), dtype=np.uint8)
-        tmp = path.with_name(path.name + ".tmp")
-        with open(tmp, "wb") as f:
+        with atomic_path(path) as tmp, open(tmp, "wb") as f:
             np.savez(f, **arrays)
-        tmp.replace(path)
         return path
 
     @classmethod

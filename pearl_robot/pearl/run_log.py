@@ -13,6 +13,8 @@ import time
 from pathlib import Path
 from typing import IO, Any
 
+from pearl_robot.io import atomic_path
+
 
 def read_progress(path: Path) -> list[dict[str, str]]:
     if not path.exists():
@@ -41,12 +43,10 @@ class CsvLog:
     def truncate_to(self, iterations: int) -> None:
         """Keep the rows of iterations ``< iterations``."""
         rows = [r for r in read_progress(self.path) if int(r["iteration"]) < iterations]
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        with open(tmp, "w", newline="") as f:
+        with atomic_path(self.path) as tmp, open(tmp, "w", newline="") as f:
             writer = csv.DictWriter(f, self.columns, extrasaction="ignore")
             writer.writeheader()
             writer.writerows(rows)
-        os.replace(tmp, self.path)
 
     def append(self, row: dict[str, Any]) -> None:
         with open(self.path, "a", newline="") as f:

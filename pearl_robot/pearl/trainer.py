@@ -39,6 +39,7 @@ import numpy as np
 import torch
 
 from pearl_robot.errors import ConfigError, PearlRobotError
+from pearl_robot.io import atomic_path
 from pearl_robot.pearl.agent import AgentDims, PEARLAgent
 from pearl_robot.pearl.buffers import Layout, MultiTaskReplayBuffer
 from pearl_robot.pearl.collector import (
@@ -469,15 +470,14 @@ class MetaTrainer:
         self._np_agent = None
 
     def save_checkpoint(self, path: str | os.PathLike[str] | None = None) -> Path:
-        """Write the checkpoint atomically (temp file + os.replace), and the numpy policy next to it."""
+        """Write the checkpoint atomically (temp file, fsync, rename), and the numpy policy next to it."""
         if path is None:
             if self.run_dir is None:
                 raise PearlRobotError("no run folder to checkpoint into")
             path = self.run_dir / CHECKPOINT
         path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
-        torch.save(self.state_dict(), tmp)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            torch.save(self.state_dict(), tmp)
         self.numpy_agent().save(path.with_name(POLICY_EXPORT))
         return path
 

@@ -19,6 +19,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from pearl_robot.errors import RobotFault
 from pearl_robot.robot.base import Lifecycle, Robot, RobotState, RobotWrapper
 
 # Faults that stop the arm. A stale read is counted, and stops the arm once it persists.
@@ -61,7 +62,7 @@ class SafeRobot(RobotWrapper):
         with self._io_lock:
             if self.estopped:
                 self.events["enable_refused_estop"] += 1
-                raise_estop(self.estop_reason)
+                raise RobotFault(f"e-stop latched ({self.estop_reason}); call clear_estop() after making the arm safe")
             self.inner.enable()
             self._last_sent = self.inner.read().position.copy()
             self._last_command_time = self.clock()
@@ -210,9 +211,3 @@ def _is_numeric(value: object) -> bool:
     except Exception:
         return False
     return arr.dtype.kind in "biuf"
-
-
-def raise_estop(reason: str | None) -> None:
-    from pearl_robot.errors import RobotFault
-
-    raise RobotFault(f"e-stop latched ({reason}); call clear_estop() after making the arm safe")

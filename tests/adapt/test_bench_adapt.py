@@ -5,7 +5,7 @@ import argparse
 import json
 from pathlib import Path
 
-from conftest import TINY
+from adapt_helpers import TINY
 
 from pearl_robot.bench import adapt as bench
 from pearl_robot.pearl.config import apply_overrides, load_config
