@@ -2,6 +2,13 @@
 
 Actions in [-1, 1] (one per arm joint) move each joint target by at most ``action_scale_rad`` per
 step; the gripper holds its target. The same env runs on SimRobot in training and on the real arm.
+
+Observation: arm joint positions (rad) and velocities (rad/s); the commanded target minus the position, in
+units of ``action_scale_rad`` (the controller's own state: the policy moves a target it would otherwise not
+see, and a lagging or sagging arm would look like one at rest); the end-effector position (m); and, when the
+goal is observed, the reach error ``goal - end effector`` in units of ``REACH_ERROR_UNIT_M`` followed by
+the goal (m). The two scaled parts are what a reaching policy acts on: in their natural units (a few cm,
+a few hundredths of a rad) they would be tiny inputs that Adam's bounded steps take long to amplify.
 """
 
 from __future__ import annotations
@@ -15,6 +22,8 @@ from pearl_robot.control.loop import RateLoop
 from pearl_robot.robot.base import Lifecycle, Robot
 from pearl_robot.robot.kinematics import Kinematics
 from pearl_robot.tasks.reach import ReachTask
+
+REACH_ERROR_UNIT_M = 0.1
 
 
 class RobotEnv(gym.Env):
@@ -43,17 +52,17 @@ class RobotEnv(gym.Env):
         self.reset_speed_rad_s = reset_speed_rad_s
         self.dry_run = dry_run
         n_arm = len(self.arm)
-        # bounds: joint limits, a generous velocity bound, a 1 m box around the base for positions
-        reach = [1.0, 1.0, 1.0] * (2 if task.goal_observed else 1)
-        low = np.concatenate(
-            [
-                self.robot_spec.position_min[self.arm],
-                -10 * self.robot_spec.velocity_max[self.arm],
-                -np.array(reach),
-            ]
-        )
+        # bounds: joint limits, a generous velocity bound, target offsets within the joint range, a 1 m box
+        # around the base for positions (and the errors between two of them)
+        span_steps = (self.robot_spec.position_max - self.robot_spec.position_min)[self.arm] / self.action_scale_rad
+        box = np.ones(3)
+        goal_parts = [2 * box / REACH_ERROR_UNIT_M, box] if task.goal_observed else []
         high = np.concatenate(
-            [self.robot_spec.position_max[self.arm], 10 * self.robot_spec.velocity_max[self.arm], reach]
+            [self.robot_spec.position_max[self.arm], 10 * self.robot_spec.velocity_max[self.arm], span_steps, box]
+            + goal_parts
+        )
+        low = np.concatenate(
+            [self.robot_spec.position_min[self.arm], -high[n_arm : 3 * n_arm], -box] + [-p for p in goal_parts]
         )
         self.observation_space = gym.spaces.Box(low.astype(np.float32), high.astype(np.float32), dtype=np.float32)
         self.action_space = gym.spaces.Box(-1.0, 1.0, (n_arm,), np.float32)
@@ -143,8 +152,9 @@ class RobotEnv(gym.Env):
 
     def _observation(self, state) -> np.ndarray:
         ee = self.kinematics.end_effector(state.position)
-        parts = [state.position[self.arm], state.velocity[self.arm], ee]
+        offset_steps = (self._target[self.arm] - state.position[self.arm]) / self.action_scale_rad
+        parts = [state.position[self.arm], state.velocity[self.arm], offset_steps, ee]
         if self.task.goal_observed:
-            parts.append(self.task.goal)
+            parts += [(self.task.goal - ee) / REACH_ERROR_UNIT_M, self.task.goal]
         obs = np.concatenate(parts).astype(np.float32)
         return np.clip(obs, self.observation_space.low, self.observation_space.high)

@@ -5,6 +5,7 @@ import argparse
 import json
 from pathlib import Path
 
+import numpy as np
 from adapt_helpers import TINY
 
 from pearl_robot.bench import adapt as bench
@@ -40,3 +41,14 @@ def test_bench_adapt_runs_every_method(tmp_path):
     assert first["pearl_posterior_sampling"][0] == first["pearl_prior_z"][0]
     assert json.loads(Path(tmp_path / "bench_adapt.json").read_text()) == result
     assert apply_overrides(load_config("arm-dynamics-small"), TINY).num_iterations == 1
+
+
+def test_clearly_above_is_a_paired_margin_over_the_later_episodes():
+    other = np.array([[-5.0, -4.0, -4.0], [-6.0, -5.0, -5.0], [-4.0, -3.0, -3.0]])
+    better = other + np.array([0.0, 1.0, 1.1])  # same first (prior) episode, then consistently better
+    margin = bench.paired_margin(better, other, prior_episodes=1)
+    assert margin["mean"] == 1.05 and margin["clearly_above"]
+    noisy = other + np.array([[0.0, 3.0, 3.0], [0.0, -2.5, -2.5], [0.0, 0.0, 0.0]])  # better on average, not clearly
+    assert bench.paired_margin(noisy, other, prior_episodes=1)["mean"] > 0
+    assert not bench.paired_margin(noisy, other, prior_episodes=1)["clearly_above"]
+    assert not bench.paired_margin(other, other, prior_episodes=1)["clearly_above"]

@@ -6,6 +6,7 @@ from pearl_robot import open_robot
 from pearl_robot.control.loop import RateLoop
 from pearl_robot.control.scripted import ScriptedReacher
 from pearl_robot.envs import RobotEnv
+from pearl_robot.envs.robot_env import REACH_ERROR_UNIT_M
 from pearl_robot.tasks.reach import ReachTask, sample_reachable_goals
 
 
@@ -18,7 +19,7 @@ def goal():
 def test_env_checker(backend, goal, goal_observed):
     env = RobotEnv(open_robot(backend), ReachTask(goal=goal, horizon=10, goal_observed=goal_observed))
     check_env(env, skip_render_check=True)
-    assert env.observation_space.shape == (8 + 3 + (3 if goal_observed else 0),)
+    assert env.observation_space.shape == (12 + 3 + (6 if goal_observed else 0),)
     env.close()
 
 
@@ -48,6 +49,25 @@ def test_nan_action_holds(goal):
     before = env.last_state.position.copy()
     env.step(np.array([np.nan, 0, 0, 0]))
     assert np.allclose(env.last_state.position, before)
+
+
+def test_observation_carries_the_target_offset_and_the_reach_error(goal):
+    """The policy moves a target it would otherwise not see: the observation holds target - position (in
+    action-scale units), zero after a reset and the not-yet-followed part of the command while the arm lags;
+    and the reach error goal - end effector (in REACH_ERROR_UNIT_M) before the goal."""
+    env = RobotEnv(open_robot("sim"), ReachTask(goal=goal, horizon=5))
+    obs, _ = env.reset(seed=0)
+    np.testing.assert_allclose(obs[8:12], 0.0)
+    action = np.array([1.0, -1.0, 0.5, 0.0], dtype=np.float32)
+    obs, *_ = env.step(action)
+    lag = env._target[:4] - env.last_state.position[:4]
+    np.testing.assert_allclose(obs[8:12] * env.action_scale_rad, lag, atol=1e-6)
+    assert np.sign(lag[0]) == np.sign(action[0])  # the base joint has not fully followed in one period
+    ee = env.kinematics.end_effector(env.last_state.position)
+    np.testing.assert_allclose(obs[12:15], ee, atol=1e-6)
+    np.testing.assert_allclose(obs[15:18] * REACH_ERROR_UNIT_M, goal - ee, atol=1e-6)
+    np.testing.assert_allclose(obs[18:], goal, atol=1e-6)
+    env.close()
 
 
 def test_scripted_reach_converges_in_real_time(goal):

@@ -26,7 +26,7 @@ def dyn():
 def test_arm_reach_builds_on_the_robot_stack(reach):
     env = reach.make_env(seed=0)
     assert isinstance(env.robot, SimRobot)
-    assert env.observation_space.shape == (11,)  # joints, velocities, end effector: no goal
+    assert env.observation_space.shape == (15,)  # joints, velocities, target offsets, end effector: no goal
     assert env.action_space.shape == (4,) and env.action_space.high.max() == 1
     assert not env.task.goal_observed
     check_env(env, skip_render_check=True)
@@ -51,7 +51,7 @@ def test_arm_reach_split_and_apply(reach):
 
 def test_arm_dynamics_builds_and_observes_the_goal(dyn):
     env = dyn.make_env(seed=0)
-    assert env.observation_space.shape == (14,)
+    assert env.observation_space.shape == (21,)
     check_env(env, skip_render_check=True)
     obs, _ = env.reset(seed=4)
     np.testing.assert_allclose(obs[-3:], env.task.goal, atol=1e-6)
