@@ -19,6 +19,7 @@ from pearl_robot.adapt.session import AdaptationSession, SessionConfig
 from pearl_robot.adapt.store import SessionStore
 from pearl_robot.bench.common import machine
 from pearl_robot.control.loop import RateLoop
+from pearl_robot.errors import PearlRobotError
 from pearl_robot.pearl.config import PEARLConfig, apply_overrides, load_config
 from pearl_robot.robot.registry import open_robot
 
@@ -63,13 +64,19 @@ class RandomPolicy:
 
 
 def train(cfg: PEARLConfig, run_dir: Path) -> Path:
+    """Train ``cfg`` into ``run_dir``; a run left there by an earlier, interrupted benchmark is resumed
+    (a finished one is reused as it is), never evaluated half-trained."""
     from pearl_robot.pearl.trainer import CHECKPOINT, MetaTrainer
 
-    if (run_dir / CHECKPOINT).exists() and (run_dir / "policy.npz").exists():
-        return run_dir  # already trained in an earlier run of the benchmark
-    trainer = MetaTrainer(cfg, run_dir=run_dir)
+    if (run_dir / CHECKPOINT).exists():
+        trainer = MetaTrainer.from_checkpoint(run_dir)
+        if trainer.cfg != cfg:
+            trainer.close()
+            raise PearlRobotError(f"{run_dir} holds a run of another configuration; give another --out")
+    else:
+        trainer = MetaTrainer(cfg, run_dir=run_dir)
     try:
-        trainer.train()
+        trainer.train()  # nothing to do when the restored run is complete
     finally:
         trainer.close()
     return run_dir

@@ -6,9 +6,11 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 from adapt_helpers import TINY
 
 from pearl_robot.bench import adapt as bench
+from pearl_robot.errors import PearlRobotError
 from pearl_robot.pearl.config import apply_overrides, load_config
 
 
@@ -52,3 +54,17 @@ def test_clearly_above_is_a_paired_margin_over_the_later_episodes():
     assert bench.paired_margin(noisy, other, prior_episodes=1)["mean"] > 0
     assert not bench.paired_margin(noisy, other, prior_episodes=1)["clearly_above"]
     assert not bench.paired_margin(other, other, prior_episodes=1)["clearly_above"]
+
+
+def test_an_interrupted_training_is_resumed_not_evaluated_half_trained(tmp_path):
+    from pearl_robot.pearl.trainer import MetaTrainer, load_checkpoint
+
+    cfg = apply_overrides(load_config("arm-dynamics-small"), TINY + ["num_iterations=2"])
+    trainer = MetaTrainer(cfg, run_dir=tmp_path / "run")
+    trainer.run_iteration()
+    trainer.save_checkpoint()  # the benchmark was stopped here, after one of two iterations
+    trainer.close()
+    bench.train(cfg, tmp_path / "run")
+    assert load_checkpoint(tmp_path / "run")[1]["iteration"] == 2
+    with pytest.raises(PearlRobotError, match="another configuration"):
+        bench.train(apply_overrides(cfg, ["lr=0.001"]), tmp_path / "run")
