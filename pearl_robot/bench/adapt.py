@@ -70,7 +70,7 @@ def train(cfg: PEARLConfig, run_dir: Path) -> Path:
 
     if (run_dir / CHECKPOINT).exists():
         trainer = MetaTrainer.from_checkpoint(run_dir)
-        if trainer.cfg != cfg:
+        if replace(trainer.cfg, device=cfg.device, torch_threads=cfg.torch_threads) != cfg:  # how it ran may differ
             trainer.close()
             raise PearlRobotError(f"{run_dir} holds a run of another configuration; give another --out")
     else:
