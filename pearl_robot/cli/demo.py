@@ -65,6 +65,24 @@ def _step(text: str) -> None:
     print(f"\n== {text}", flush=True)
 
 
+def _reusable(run: Path) -> bool:
+    """A trained demo run whose policy fits this version's observations (an older run is trained again)."""
+    from pearl_robot.adapt.policy import CheckpointMismatch, check_matches, family_for, load_run
+
+    if not (run / "policy.npz").exists():
+        return False
+    cfg, policy = load_run(run)
+    env = family_for(cfg).make_env(seed=0)
+    try:
+        check_matches(policy, env.observation_space.shape[0], env.action_space.shape[0], "this version's arm env")
+    except CheckpointMismatch as exc:
+        print(f"not reusing {run}: {exc}; training again")
+        return False
+    finally:
+        env.close()
+    return True
+
+
 def run_sim_to_real(args: argparse.Namespace) -> int:
     from pearl_robot.adapt.policy import family_for
     from pearl_robot.calibrate.model import Calibration
@@ -77,7 +95,7 @@ def run_sim_to_real(args: argparse.Namespace) -> int:
     run = out / "train"
     spec = load_spec(args.hardware)
     _step(f"1/3 meta-training PEARL on {DEMO_CONFIG} in simulation -> {run}")
-    if (run / "policy.npz").exists() and not args.retrain:
+    if not args.retrain and _reusable(run):
         print(f"reusing the trained run in {run} (--retrain to train again)")
     else:
         if run.exists():
