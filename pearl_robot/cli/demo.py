@@ -65,7 +65,7 @@ def _step(text: str) -> None:
     print(f"\n== {text}", flush=True)
 
 
-def _reusable(run: Path) -> bool:
+def reusable_run(run: Path) -> bool:
     """A trained demo run whose policy fits this version's observations (an older run is trained again)."""
     from pearl_robot.adapt.policy import CheckpointMismatch, check_matches, family_for, load_run
 
@@ -95,7 +95,7 @@ def run_sim_to_real(args: argparse.Namespace) -> int:
     run = out / "train"
     spec = load_spec(args.hardware)
     _step(f"1/3 meta-training PEARL on {DEMO_CONFIG} in simulation -> {run}")
-    if not args.retrain and _reusable(run):
+    if not args.retrain and reusable_run(run):
         print(f"reusing the trained run in {run} (--retrain to train again)")
     else:
         if run.exists():

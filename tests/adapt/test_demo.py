@@ -8,7 +8,7 @@ import sys
 
 from adapt_helpers import TINY
 
-from pearl_robot.cli.demo import _reusable
+from pearl_robot.cli.demo import reusable_run
 from pearl_robot.cli.main import main
 
 
@@ -42,5 +42,5 @@ def test_demo_trains_again_when_its_run_has_another_observation_layout(tmp_path,
     demo_run = tmp_path / "demo" / "train"
     shutil.copytree(reach, demo_run)
     (demo_run / "config.yaml").write_text((demo_run / "config.yaml").read_text().replace("arm-reach", "arm-dynamics"))
-    assert not _reusable(demo_run)  # arm-reach observes no goal: 15 observations, arm-dynamics 21
+    assert not reusable_run(demo_run)  # arm-reach observes no goal: 15 observations, arm-dynamics 21
     assert "training again" in capsys.readouterr().out
