@@ -120,11 +120,14 @@ def evaluate(policy, cfg: PEARLConfig, task_index: int, episodes: int, repeats: 
 
 def paired_margin(pearl: np.ndarray, other: np.ndarray, prior_episodes: int) -> dict[str, object]:
     """Mean over goal sequences of (PEARL - other), each averaged over the episodes after the prior ones,
-    with its standard error; ``clearly_above`` when the mean exceeds two standard errors."""
+    with its standard error; ``clearly_above`` when the mean exceeds two standard errors. One goal
+    sequence has no standard error (``None``, strict JSON has no infinity) and is never clearly above."""
     later = slice(min(prior_episodes, pearl.shape[1] - 1), pearl.shape[1])
     diff = pearl[:, later].mean(axis=1) - other[:, later].mean(axis=1)
-    stderr = float(diff.std(ddof=1) / np.sqrt(len(diff))) if len(diff) > 1 else float("inf")
     mean = float(diff.mean())
+    if len(diff) < 2:
+        return {"mean": round(mean, 4), "stderr": None, "clearly_above": False}
+    stderr = float(diff.std(ddof=1) / np.sqrt(len(diff)))
     return {"mean": round(mean, 4), "stderr": round(stderr, 4), "clearly_above": bool(mean > 2 * stderr)}
 
 

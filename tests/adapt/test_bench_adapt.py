@@ -42,6 +42,7 @@ def test_bench_adapt_runs_every_method(tmp_path):
     first = result["return_per_episode"]
     assert first["pearl_posterior_sampling"][0] == first["pearl_prior_z"][0]
     assert json.loads(Path(tmp_path / "bench_adapt.json").read_text()) == result
+    json.dumps(result, allow_nan=False)  # strict JSON: no NaN or infinity anywhere
     assert apply_overrides(load_config("arm-dynamics-small"), TINY).num_iterations == 1
 
 
@@ -54,6 +55,8 @@ def test_clearly_above_is_a_paired_margin_over_the_later_episodes():
     assert bench.paired_margin(noisy, other, prior_episodes=1)["mean"] > 0
     assert not bench.paired_margin(noisy, other, prior_episodes=1)["clearly_above"]
     assert not bench.paired_margin(other, other, prior_episodes=1)["clearly_above"]
+    single = bench.paired_margin(better[:1], other[:1], prior_episodes=1)  # one goal sequence: no spread
+    assert single == {"mean": 1.05, "stderr": None, "clearly_above": False}
 
 
 def test_an_interrupted_training_is_resumed_not_evaluated_half_trained(tmp_path):

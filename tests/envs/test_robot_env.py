@@ -59,8 +59,8 @@ def test_observation_carries_the_target_offset_and_the_reach_error(goal):
     obs, _ = env.reset(seed=0)
     np.testing.assert_allclose(obs[8:12], 0.0)
     action = np.array([1.0, -1.0, 0.5, 0.0], dtype=np.float32)
-    obs, *_ = env.step(action)
-    lag = env._target[:4] - env.last_state.position[:4]
+    obs, _, _, _, info = env.step(action)
+    lag = info["sent_target"][:4] - env.last_state.position[:4]
     np.testing.assert_allclose(obs[8:12] * env.action_scale_rad, lag, atol=1e-6)
     assert np.sign(lag[0]) == np.sign(action[0])  # the base joint has not fully followed in one period
     ee = env.kinematics.end_effector(env.last_state.position)
