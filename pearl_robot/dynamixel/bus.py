@@ -2,14 +2,29 @@
 
 Every exchange has a deadline on the monotonic clock, computed from the bytes on the wire::
 
-    timeout = (tx + rx bytes) * 10 bits / baudrate + replies * return delay
-              + 2 * USB latency timer + margin
+    timeout = (tx + rx bytes) * 10 bits / baudrate + replies * return delay + transport latency + margin
 
-(the DynamixelSDK's rule, with the servos' Return Delay Time added). A status packet that is
-corrupted, cut short, from the wrong id or of the wrong size is dropped and counted; the ids still
-missing when the deadline passes are asked again (a SYNC READ is resent for the missing ids only)
-up to ``retries`` times. Past that budget the call raises ``CommError`` (a ``RobotFault``). A port
-that fails or vanishes raises ``PortError`` at once. Nothing here blocks past its deadline.
+where *transport latency* is what the USB adapter adds (its latency timer: 16 ms on a stock FTDI or
+U2D2, 1 ms once set low). It starts from the configured latency timer (the DynamixelSDK's rule: twice
+the timer) and ``measure_latency()`` replaces it with what the bus actually does.
+
+Protocol 2.0 status packets carry no sequence number, so a reply answers an instruction only if it
+arrived after that instruction was written and before its deadline:
+
+- whatever is queued on the port before an instruction goes out is read and discarded, each status
+  packet in it counted as ``late_replies``;
+- an exchange that ends with replies still owed (a timeout, or a retry whose first attempt may
+  still answer) leaves the bus *owed*: before the next different instruction the client waits, up
+  to twice that exchange's timeout after its last send, for the owed replies and discards them, so
+  a late reply can never be taken as the answer to the next instruction; one that did come late
+  widens the deadlines to cover it (``deadlines_widened``);
+- retries of one exchange resend the same instruction to the ids still missing, so a late answer to
+  an earlier attempt of it is an answer to the same question.
+
+A status packet that is corrupted, cut short, from the wrong id or of the wrong size is dropped and
+counted. Past the retry budget the call raises ``CommError`` (a ``RobotFault``) carrying what did
+arrive. A port that fails or vanishes raises ``PortError`` at once. Nothing here blocks past its
+deadline. ``last_reply_at`` is the monotonic time the last accepted status packet arrived.
 """
 
 from __future__ import annotations
@@ -22,6 +37,7 @@ import struct
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 from pearl_robot.dynamixel import protocol as proto
@@ -35,11 +51,24 @@ class DynamixelError(PearlRobotError):
 
 
 class CommError(RobotFault, DynamixelError):
-    """No valid status packet within the retry budget."""
+    """No valid status packet within the retry budget. ``partial``: the replies that did arrive;
+    ``late_replies``: status packets that came after a deadline during the call; ``lateness_s``: how
+    late the latest of them was (after its instruction was sent), when measured."""
 
-    def __init__(self, message: str, missing_ids: Sequence[int] = ()) -> None:
+    def __init__(
+        self,
+        message: str,
+        missing_ids: Sequence[int] = (),
+        *,
+        partial: Mapping[int, Packet] | None = None,
+        late_replies: int = 0,
+        lateness_s: float | None = None,
+    ) -> None:
         super().__init__(message)
         self.missing_ids = tuple(missing_ids)
+        self.partial = dict(partial or {})
+        self.late_replies = late_replies
+        self.lateness_s = lateness_s
 
 
 class PortError(RobotFault, DynamixelError):
@@ -139,7 +168,25 @@ def transaction_timeout_s(
     return_delay_s: float,
     margin_s: float,
 ) -> float:
+    """The DynamixelSDK's rule (twice the adapter's latency timer) with the Return Delay Times added."""
     return wire_time_s(tx_bytes + rx_bytes, baudrate) + replies * return_delay_s + 2.0 * latency_timer_s + margin_s
+
+
+@dataclass(frozen=True)
+class LatencyMeasurement:
+    """Round trips of pings at connect: what the transport adds beyond wire time and return delay."""
+
+    samples: int
+    round_trip_s: tuple[float, ...]
+    lateness_s: tuple[float, ...]  # round trip - wire time - return delay, per sample
+
+    @property
+    def lateness_max_s(self) -> float:
+        return max(self.lateness_s, default=0.0)
+
+    @property
+    def round_trip_p50_s(self) -> float:
+        return float(sorted(self.round_trip_s)[len(self.round_trip_s) // 2]) if self.round_trip_s else 0.0
 
 
 # ---- the client --------------------------------------------------------------------------------------
@@ -148,13 +195,24 @@ STAT_NAMES = (
     "replies",  # valid status packets received
     "retries",  # exchanges repeated after a bad or missing reply
     "timeouts",  # status packets still missing at a deadline (one per id)
+    "late_replies",  # status packets that arrived after their deadline: discarded, never taken as an answer
     "crc_errors",  # status packets whose CRC did not match
     "malformed",  # impossible length or id in a header, status packet too short
     "unexpected",  # a valid packet nobody asked for: wrong id, wrong size, not a status, a duplicate
     "device_crc_errors",  # a servo said our instruction arrived damaged (result CRC error)
     "status_errors",  # a servo answered with another error result
     "failures",  # calls that ran out of retries
+    "eeprom_writes",  # writes to the EEPROM area (ensure_value): flash wears out
+    "deadlines_widened",  # a late reply made the deadlines wider (up to MAX_TRANSPORT_LATENCY_S)
 )
+
+
+# How long after a timed-out instruction its answer is still waited for before another goes out
+# (at least; twice the instruction's own timeout where that is longer): a stock adapter's 16 ms
+# latency timer, twice over, with room to spare.
+LATE_WINDOW_S = 0.040
+# The widest transport latency the deadlines grow to on their own after late replies.
+MAX_TRANSPORT_LATENCY_S = 0.100
 
 
 class DynamixelBus:
@@ -176,17 +234,25 @@ class DynamixelBus:
         self.transport = transport
         self.baudrate = baudrate
         self.latency_timer_s = latency_timer_ms * 1e-3
+        # what the transport adds to a round trip; measure_latency() replaces the assumption
+        self.transport_latency_s = 2.0 * self.latency_timer_s
+        self.latency: LatencyMeasurement | None = None
         self.return_delay_s = return_delay_us * 1e-6  # what the servos are believed to use
         self.margin_s = timeout_margin_ms * 1e-3
         self.retries = retries
         self.clock = clock
         self.stats: collections.Counter[str] = collections.Counter({k: 0 for k in STAT_NAMES})
+        self.last_sent_at: float | None = None
+        self.last_reply_at: float | None = None
+        self.last_lateness_s: float | None = None  # how late the latest late reply was, after its send
         self._parser = PacketParser()
         self._lock = threading.RLock()
         self._sync_read_packets: dict[tuple[int, int, tuple[int, ...]], bytes] = {}
-        # Set when bytes may be left in the input queue (a timeout, extra bytes): the next exchange
-        # flushes the queue first. A clean exchange leaves nothing, which saves a syscall per cycle.
-        self._dirty = True
+        # Replies still owed by the last exchange: (how many, when its last instruction went out, the
+        # time until which they are waited for before another instruction goes out).
+        self._owed = 0
+        self._owed_sent_at: float | None = None
+        self._owed_until = 0.0
 
     @classmethod
     def open(cls, device: str, baudrate: int = 1_000_000, **options: object) -> DynamixelBus:
@@ -206,25 +272,61 @@ class DynamixelBus:
         return self._parser.garbage_bytes
 
     def timeout_s(self, tx_bytes: int, rx_bytes: int, replies: int) -> float:
-        return transaction_timeout_s(
-            tx_bytes,
-            rx_bytes,
-            replies,
-            baudrate=self.baudrate,
-            latency_timer_s=self.latency_timer_s,
-            return_delay_s=self.return_delay_s,
-            margin_s=self.margin_s,
+        return (
+            wire_time_s(tx_bytes + rx_bytes, self.baudrate)
+            + replies * self.return_delay_s
+            + self.transport_latency_s
+            + self.margin_s
         )
 
+    # ---- what arrived before we asked ----------------------------------------------------------
+    def _settle(self) -> None:
+        """Make sure nothing that answers an earlier instruction is left to be read: wait for replies
+        still owed (bounded), then discard whatever is queued, counting status packets as late."""
+        if self._owed:
+            while self._owed > 0 and (remaining := self._owed_until - self.clock()) > 0:
+                self._discard_packets(self.transport.read_some(remaining), self._owed_sent_at)
+            self._owed = 0
+        for _ in range(64):  # bounded: a device that streams garbage cannot hold us here
+            data = self.transport.read_some(0.0)
+            if not data:
+                break
+            self._discard_packets(data, self._owed_sent_at)
+        self._parser.clear()
+
+    def _widen(self, lateness_s: float) -> None:
+        """A reply came later than the deadlines allow: widen them to cover it (up to a bound), so a
+        transport slower than measured costs one stale read, not one every cycle."""
+        wanted = min(MAX_TRANSPORT_LATENCY_S, 1.5 * lateness_s)
+        if wanted > self.transport_latency_s:
+            self.transport_latency_s = wanted
+            self.stats["deadlines_widened"] += 1
+
+    def _discard_packets(self, data: bytes, sent_at: float | None) -> None:
+        if not data:
+            return
+        now = self.clock()
+        self._parser.max_length = proto.MAX_LENGTH
+        self._parser.feed(data)
+        while (item := self._parser.next()) is not None:
+            if isinstance(item, Rejected):
+                self.stats["crc_errors" if item.reason == "crc" else "malformed"] += 1
+            elif item.is_status:
+                self.stats["late_replies"] += 1
+                self._owed -= 1
+                if sent_at is not None:
+                    self.last_lateness_s = late = now - sent_at
+                    self._widen(late)
+
     # ---- one exchange ----------------------------------------------------------------------------
-    def _exchange(self, packet: bytes, expect: Mapping[int, int | None]) -> dict[int, Packet]:
+    def _exchange(self, packet: bytes, expect: Mapping[int, int | None], *, settle: bool) -> dict[int, Packet]:
         """Send ``packet`` and collect one status packet per id in ``expect`` (id -> parameter count,
-        None for any) until all arrived or the deadline passed."""
-        if self._dirty:
-            self.transport.discard_input()
-            self._parser.clear()
-            self._dirty = False
+        None for any) until all arrived or the deadline passed. ``settle``: a new instruction (not a
+        retry of the last one): the bus is cleared of anything that answers an earlier one first."""
+        if settle:
+            self._settle()
         self.transport.write(packet)
+        self.last_sent_at = sent_at = self.clock()
         self.stats["transactions"] += 1
         if not expect:
             return {}
@@ -237,7 +339,8 @@ class DynamixelBus:
         else:
             largest = max(sizes)
             self._parser.max_length = 4 + largest + largest // 3 + 1
-        deadline = self.clock() + self.timeout_s(len(packet), rx, len(expect))
+        timeout = self.timeout_s(len(packet), rx, len(expect))
+        deadline = sent_at + timeout
         got: dict[int, Packet] = {}
         while len(got) < len(expect):
             remaining = deadline - self.clock()
@@ -249,10 +352,16 @@ class DynamixelBus:
             self._parser.feed(data)
             while (item := self._parser.next()) is not None:
                 self._accept(item, expect, got)
+            if got:
+                self.last_reply_at = self.clock()
         missing = len(expect) - len(got)
-        if missing or self._parser.pending:
-            self._dirty = True
+        if missing:
             self.stats["timeouts"] += missing
+            # their answers may still come: owed until twice this exchange's timeout (at least
+        # LATE_WINDOW_S) after the send
+            self._owed += missing
+            self._owed_sent_at = sent_at
+            self._owed_until = sent_at + max(2.0 * timeout, LATE_WINDOW_S)
         return got
 
     def _accept(self, item: Packet | Rejected, expect: Mapping[int, int | None], got: dict[int, Packet]) -> None:
@@ -281,17 +390,24 @@ class DynamixelBus:
         ids: Sequence[int],
         size: Callable[[int], int | None],
         what: str,
+        *,
+        retries: int | None = None,
     ) -> dict[int, Packet]:
-        """Exchange with retries: each retry asks only the ids still missing."""
+        """Exchange with retries: each retry asks only the ids still missing (``retries``: this call's
+        budget instead of the bus's)."""
+        budget = self.retries if retries is None else retries
         with self._lock:
             pending = list(ids)
             result: dict[int, Packet] = {}
             before = self.stats.copy()
-            for attempt in range(self.retries + 1):
+            for attempt in range(budget + 1):
                 if attempt:
                     self.stats["retries"] += 1
                 packet = build(pending)
-                got = self._exchange(packet, {i: size(i) for i in pending})
+                # a retry asks the same question again: an answer to the earlier attempt is welcome
+                got = self._exchange(packet, {i: size(i) for i in pending}, settle=attempt == 0)
+                if attempt and got:
+                    self._owed = max(0, self._owed - len(got))  # one of the owed attempts answered
                 result.update(got)
                 pending = [i for i in pending if i not in got]
                 if not pending:
@@ -301,13 +417,25 @@ class DynamixelBus:
             self.stats["failures"] += 1
             raise CommError(
                 f"{what}: no valid status packet from id {', '.join(map(str, pending))} after "
-                f"{self.retries + 1} attempts ({problems})",
+                f"{budget + 1} attempt{'s' if budget else ''} ({problems})",
                 pending,
+                partial=result,
+                late_replies=seen["late_replies"],
+                lateness_s=self.last_lateness_s if seen["late_replies"] else None,
             )
 
-    def _single(self, servo_id: int, instruction: Instruction, params: bytes, size: int | None, what: str) -> Packet:
+    def _single(
+        self,
+        servo_id: int,
+        instruction: Instruction,
+        params: bytes,
+        size: int | None,
+        what: str,
+        *,
+        retries: int | None = None,
+    ) -> Packet:
         packet = proto.encode_instruction(servo_id, instruction, params)
-        return self._transact(lambda _ids: packet, [servo_id], lambda _i: size, what)[servo_id]
+        return self._transact(lambda _ids: packet, [servo_id], lambda _i: size, what, retries=retries)[servo_id]
 
     @staticmethod
     def _check(reply: Packet, what: str) -> Packet:
@@ -320,6 +448,35 @@ class DynamixelBus:
         with self._lock:
             self.transport.write(packet)
             self.stats["transactions"] += 1
+
+    # ---- the transport's latency ---------------------------------------------------------------
+    def measure_latency(self, ids: Sequence[int], pings: int = 3, *, wait_s: float = 0.1) -> LatencyMeasurement:
+        """Ping each id ``pings`` times with a generous deadline (``wait_s``) and set the transport
+        latency the deadlines use from what was measured: 1.5 x the largest lateness seen (at least
+        0.5 ms). Ids that do not answer are left out; CommError if none does."""
+        ping = proto.encode_instruction(BROADCAST_ID, Instruction.PING)  # sizes only
+        wire = wire_time_s(len(ping) + proto.status_packet_size(3), self.baudrate)
+        saved = self.transport_latency_s, self.retries
+        trips: list[float] = []
+        lateness: list[float] = []
+        try:
+            self.transport_latency_s, self.retries = wait_s, 0
+            for servo_id in ids:
+                for _ in range(pings):
+                    try:
+                        self.ping(servo_id)
+                    except CommError:
+                        break
+                    trip = self.last_reply_at - self.last_sent_at
+                    trips.append(trip)
+                    lateness.append(max(0.0, trip - wire - self.return_delay_s))
+        finally:
+            self.transport_latency_s, self.retries = saved
+        if not trips:
+            raise CommError(f"no servo of id {', '.join(map(str, ids))} answered a ping within {wait_s * 1e3:.0f} ms")
+        self.latency = LatencyMeasurement(len(trips), tuple(trips), tuple(lateness))
+        self.transport_latency_s = max(0.5e-3, 1.5 * self.latency.lateness_max_s)
+        return self.latency
 
     # ---- instructions ------------------------------------------------------------------------------
     def ping(self, servo_id: int) -> tuple[int, int, proto.StatusError]:
@@ -335,9 +492,7 @@ class DynamixelBus:
             wait_s = self.timeout_s(len(packet), 253 * proto.status_packet_size(3), 253)
         found: dict[int, tuple[int, int]] = {}
         with self._lock:
-            self.transport.discard_input()
-            self._parser.clear()
-            self._dirty = True
+            self._settle()
             self._parser.max_length = proto.MAX_LENGTH
             self.transport.write(packet)
             self.stats["transactions"] += 1
@@ -353,6 +508,7 @@ class DynamixelBus:
                         found[item.id] = (proto.from_bytes(item.params[0:2]), item.params[2])
                     else:
                         self.stats["unexpected"] += 1
+            self._parser.clear()
         return found
 
     def read(self, servo_id: int, address: int, length: int) -> bytes:
@@ -443,6 +599,33 @@ class DynamixelBus:
 
     def write_value(self, servo_id: int, item: Field, value: int, *, reply: bool = True) -> None:
         self.write(servo_id, item.address, proto.to_bytes(value, item.size, item.signed), reply=reply)
+
+    def ensure_value(self, servo_id: int, item: Field, value: int) -> bool:
+        """Make ``item`` hold ``value``: read, compare, write once only if it differs, read back. True
+        if it wrote. Flash wears out, so a write is never repeated blindly: a write whose status
+        packet is lost counts as done when the read-back shows the value."""
+        if self.read_value(servo_id, item) == value:
+            return False
+        what = f"write {item.name} = {value}"
+        try:
+            reply = self._single(
+                servo_id,
+                Instruction.WRITE,
+                proto.write_params(item.address, proto.to_bytes(value, item.size, item.signed)),
+                0,
+                what,
+                retries=0,
+            )
+            self._check(reply, what)
+        except CommError:
+            pass  # the read-back says whether it landed
+        finally:
+            if item.eeprom:
+                self.stats["eeprom_writes"] += 1
+        now = self.read_value(servo_id, item)
+        if now != value:
+            raise DynamixelError(f"servo id {servo_id}: {item.name} reads {now} after writing {value}")
+        return True
 
     def sync_write_value(self, item: Field, values: Mapping[int, int]) -> None:
         self.sync_write(
