@@ -25,6 +25,8 @@ SUBCOMMANDS: dict[str, str] = {
     "virtual-bus": "pearl_robot.cli.virtual_bus",
     "calibrate": "pearl_robot.cli.calibrate",
     "sweep": "pearl_robot.cli.sweep",
+    "doctor": "pearl_robot.cli.doctor",
+    "setup-servo": "pearl_robot.cli.setup_servo",
 }
 
 

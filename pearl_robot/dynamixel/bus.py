@@ -551,8 +551,11 @@ class DynamixelBus:
         params = bytes((0x01, 0x44, 0x58, 0x4C, 0x22))
         self._check(self._single(servo_id, Instruction.CLEAR, params, 0, "clear"), "clear")
 
-    def sync_read(self, address: int, length: int, ids: Sequence[int]) -> dict[int, Packet]:
-        """One status packet per id (check each ``status_error``); retries ask the missing ids only."""
+    def sync_read(
+        self, address: int, length: int, ids: Sequence[int], *, retries: int | None = None
+    ) -> dict[int, Packet]:
+        """One status packet per id (check each ``status_error``); retries ask the missing ids only
+        (``retries``: this call's budget instead of the bus's)."""
 
         def build(pending: Sequence[int]) -> bytes:
             key = (address, length, tuple(pending))
@@ -566,7 +569,7 @@ class DynamixelBus:
                 self._sync_read_packets[key] = packet
             return packet
 
-        return self._transact(build, ids, lambda _i: length, f"sync read {length} bytes at {address}")
+        return self._transact(build, ids, lambda _i: length, f"sync read {length} bytes at {address}", retries=retries)
 
     def sync_write(self, address: int, length: int, data: Mapping[int, bytes]) -> None:
         params = proto.sync_write_params(address, length, data)

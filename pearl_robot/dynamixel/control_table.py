@@ -244,7 +244,7 @@ def _x430_fields(
         Field("position_p_gain", 84, 2, "RW", position_p_gain, 0, 16383),
         Field("feedforward_2nd_gain", 88, 2, "RW", 0, 0, 16383),
         Field("feedforward_1st_gain", 90, 2, "RW", 0, 0, 16383),
-        Field("bus_watchdog", 98, 1, "RW", 0, 0, 127, scale=0.020, unit="s"),
+        Field("bus_watchdog", 98, 1, "RW", 0, 0, 127, signed=True, scale=0.020, unit="s"),  # -1: it fired
         Field("goal_pwm", 100, 2, "RW", 885, -885, 885, signed=True, scale=0.113 / 100),
     ]
     if current_control:

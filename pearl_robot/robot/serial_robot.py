@@ -1,9 +1,10 @@
 """SerialRobot: an arm of Dynamixel X-series servos on one Protocol 2.0 bus (``serial:DEVICE``).
 
-Per control cycle exactly one bus transaction each way: ``read()`` is one SYNC READ of present
-current (or load), velocity and position for every joint (addresses 126-135, contiguous on X-series),
-``write()`` one SYNC WRITE of Goal Position (116). This backend works in *raw* angles, the servo's own
-(its horn may be mounted at any angle, turning either way)::
+Per control cycle exactly one bus transaction each way: ``read()`` is one SYNC READ of an indirect
+block every servo is given at connect (Status Return Level, Bus Watchdog, present current or load, velocity and
+position: 12 bytes at Indirect Data 1), ``write()`` one SYNC WRITE of Goal Position (116). This
+backend works in *raw* angles, the servo's own (its horn may be mounted at any angle, turning either
+way)::
 
     raw_rad = (ticks - 2048) * 2*pi/4096
 
@@ -14,15 +15,25 @@ builds it on ``raw_spec(spec, calibration)``; without a valid calibration the ar
 raw angles (for the calibration procedure) but refuses to enable.
 
 Lifecycle on the wire:
-- ``connect()``: open the port, make every servo answer every instruction (Status Return Level 2),
-  ping each id and check its model against the YAML, torque off, position control mode, Return
-  Delay Time as configured (EEPROM is written only where it differs: flash wears out);
-- ``enable()``: Goal Position := Present Position, then torque on, so the arm never jumps;
-- ``disable()``: torque off; ``close()``: torque off (``on_close="hold"`` keeps torque and holds).
+- ``connect()``: open the port, set the USB adapter's latency timer to 1 ms where permitted (else
+  say what to run), make every servo answer every instruction (Status Return Level 2), ping each id
+  with a generous deadline and measure the round trip (deadlines come from the measurement, not
+  from the YAML's latency timer), check each model against the YAML, torque off, clear a Bus
+  Watchdog error left by a process that died, position control mode and Return Delay Time as
+  configured (EEPROM is written only where it differs: read, compare, write, read back);
+- ``enable()``: Goal Position := Present Position, torque on, then the servos' Bus Watchdog
+  (``bus_watchdog_ms``): they stop by themselves when no instruction arrives that long, so an arm
+  whose controlling process dies or hangs does not hold torque at its last goal forever;
+- ``disable()``: Bus Watchdog off, torque off; ``close()``: the same (``on_close="hold"`` keeps
+  torque and holds).
 
-Faults: a damaged, partial or missing status packet is retried (``retries``) and counted in
-``stats``; past the budget, or when the device vanishes, the arm is told to hold its last measured
-position (where the port still works), the robot enters ERROR and ``RobotFault`` says what happened.
+Faults: a damaged, partial or missing status packet is retried (``retries``, as many as fit one control
+period) and counted in ``stats``. A state read whose fresh answer does not arrive in time returns
+the last state of the joints that did not answer, flagged ``stale_read`` with its age (its
+``timestamp`` stays when that reply arrived); after ``STALE_READS_BEFORE_FAULT`` in a row, or when
+the device vanishes, the arm is told to hold its last measured position (where the port still
+works), the robot enters ERROR and ``RobotFault`` says what happened. A servo whose Bus Watchdog
+fired (it ignores goal writes from then on) is a ``bus_watchdog`` fault in the next state.
 A servo whose status packets carry the alert bit is asked for its Hardware Error Status; the fault
 (overload, overheating, voltage, hardware_error) is in every state's ``faults`` until it is cleared,
 and from then on this backend only ever commands the present position (``clear_faults()`` reboots
@@ -32,12 +43,16 @@ the faulted servos once the cause is gone).
 from __future__ import annotations
 
 import collections
+import logging
+import math
 import struct
 import time
+from typing import Literal
 
 import numpy as np
 
 from pearl_robot.dynamixel import protocol as proto
+from pearl_robot.dynamixel.adapter import inspect_adapter, set_low_latency
 from pearl_robot.dynamixel.bus import CommError, DynamixelBus, PortError, SerialTransport, Transport
 from pearl_robot.dynamixel.control_table import (
     CENTER_TICKS,
@@ -56,6 +71,14 @@ from pearl_robot.errors import ConfigError, RobotFault
 from pearl_robot.robot.base import Fault, Robot, RobotState
 from pearl_robot.robot.spec import RobotSpec
 
+log = logging.getLogger(__name__)
+
+STALE_READS_BEFORE_FAULT = 5  # state reads in a row without a fresh answer before the bus counts as lost
+BUS_WATCHDOG_UNIT_S = 0.020
+BUS_WATCHDOG_FIRED = -1
+# Transport lateness beyond this share of the control period leaves no room for a cycle: refused.
+MAX_LATENESS_SHARE = 0.4
+
 # Hardware Error Status bit -> the fault kind SafeRobot stops on
 FAULT_KINDS = {
     HardwareError.OVERLOAD: "overload",
@@ -67,22 +90,25 @@ FAULT_KINDS = {
 
 
 def state_items(table: ControlTable, read_effort: bool) -> list[Field]:
-    """The items one state read covers: present current (or load on models without current
-    sensing), velocity and position; contiguous on X-series (126-135)."""
-    names = ["present_velocity", "present_position"]
+    """The items one state read covers, in the order the indirect block holds them: Status Return
+    Level (2 once configured; a servo that restarted lost its indirect map and reads 0 there), Bus
+    Watchdog (-1 once it fired), present current (or load on models without current sensing),
+    velocity and position."""
+    names = ["status_return_level", "bus_watchdog", "present_velocity", "present_position"]
     if read_effort:
-        names.insert(0, "present_current" if "present_current" in table else "present_load")
+        names.insert(2, "present_current" if "present_current" in table else "present_load")
     return [table[n] for n in names]
 
 
-def _block_struct(items: list[Field]) -> struct.Struct:
-    """Little-endian layout of contiguous items (pad bytes for any gap)."""
-    fmt, at = "<", items[0].address
-    for f in items:
-        code = {1: "b", 2: "h", 4: "i"}[f.size]
-        fmt += "x" * (f.address - at) + (code if f.signed else code.upper())
-        at = f.end
-    return struct.Struct(fmt)
+def indirect_addresses(items: list[Field]) -> list[int]:
+    """The control table address of each byte of the indirect block."""
+    return [f.address + k for f in items for k in range(f.size)]
+
+
+def _packed_struct(items: list[Field]) -> struct.Struct:
+    """Little-endian layout of ``items`` packed back to back (as the indirect block holds them)."""
+    codes = ({1: "b", 2: "h", 4: "i"}[f.size] for f in items)
+    return struct.Struct("<" + "".join(c if f.signed else c.upper() for c, f in zip(codes, items)))
 
 
 class SerialRobot(Robot):
@@ -96,22 +122,38 @@ class SerialRobot(Robot):
         *,
         baudrate: int | None = None,
         latency_timer_ms: float | None = None,
-        on_close: str = "torque_off",
-        fault_action: str = "hold",
+        on_close: Literal["torque_off", "hold"] = "torque_off",
+        fault_action: Literal["hold", "torque_off"] = "hold",
         retries: int = 3,
         timeout_margin_ms: float = 5.0,
         return_delay_us: float | None = 0.0,
         read_effort: bool = True,
+        bus_watchdog_ms: float | None = None,
+        low_latency: bool = True,
         transport: Transport | None = None,
     ) -> None:
         """``spec`` in raw angles (``raw_spec(spec, calibration)`` under a calibration; the hardware spec
         itself reads raw angles, for the calibration procedure). ``return_delay_us`` is set in every servo
-        at connect (None leaves the servos as they are); ``transport`` replaces the serial port (tests)."""
+        at connect (None leaves the servos as they are). ``bus_watchdog_ms``: the servos stop by
+        themselves when no instruction arrives for that long while ACTIVE (default: four control
+        periods, at least 100 ms; 0 turns it off). ``low_latency``: set the USB adapter's latency timer
+        to 1 ms at connect where permitted. ``transport`` replaces the serial port (tests)."""
         super().__init__(spec)
         if on_close not in ("torque_off", "hold"):
             raise ValueError(f"on_close must be 'torque_off' or 'hold', got {on_close!r}")
         if fault_action not in ("hold", "torque_off"):
             raise ValueError(f"fault_action must be 'hold' or 'torque_off', got {fault_action!r}")
+        if retries < 0:
+            raise ValueError(f"retries must be >= 0, got {retries}")
+        if timeout_margin_ms < 0:
+            raise ValueError(f"timeout_margin_ms must be >= 0, got {timeout_margin_ms}")
+        if bus_watchdog_ms is None:
+            bus_watchdog_ms = max(100.0, 4000.0 * spec.period_s)
+        units = math.ceil(bus_watchdog_ms / 1000.0 / BUS_WATCHDOG_UNIT_S)
+        if not 0 <= units <= 127:
+            raise ValueError(f"bus_watchdog_ms must be 0 (off) to {127 * 20}, got {bus_watchdog_ms}")
+        self.bus_watchdog_units = units
+        self.low_latency = low_latency
         self.device = device
         self.baudrate = int(baudrate or spec.bus.baudrate)
         self.latency_timer_ms = float(spec.bus.latency_timer_ms if latency_timer_ms is None else latency_timer_ms)
@@ -133,11 +175,17 @@ class SerialRobot(Robot):
         self._tick_min = np.zeros(spec.num_joints)
         self._tick_max = np.full(spec.num_joints, 4095.0)
         self._state_items = [state_items(t, read_effort) for t in self.tables]
-        self._state_structs = [_block_struct(items) for items in self._state_items]
-        blocks = {(items[0].address, items[-1].end - items[0].address) for items in self._state_items}
-        # one SYNC READ when every model lays the state out alike, else one BULK READ
-        self._state_block: tuple[int, int] | None = blocks.pop() if len(blocks) == 1 else None
+        self._state_structs = [_packed_struct(items) for items in self._state_items]
+        size = self._state_structs[0].size
+        # one SYNC READ of Indirect Data 1.. on every servo (every X-series model has it there)
+        self._state_block: tuple[int, int] = (self.tables[0]["indirect_data_1"].address, size)
         self._goal_item = self.tables[0]["goal_position"]  # the same address on every X-series model
+        self._read_retries = retries
+        self._stale_streak = 0
+        self._last_read: tuple[np.ndarray, np.ndarray, np.ndarray | None] | None = None
+        self._last_read_at: np.ndarray = np.zeros(spec.num_joints)  # when each joint's last reply arrived
+        self.adapter = None  # AdapterInfo after connect
+        self.notices: list[str] = []  # what connect() found and fixed, one line each
         self.bus: DynamixelBus | None = None
         self.bus_stats: collections.Counter[str] = collections.Counter()
         self.stats: collections.Counter[str] = collections.Counter()
@@ -163,9 +211,17 @@ class SerialRobot(Robot):
         """Raw angle: the servo's own, 0 at its centre tick (2048)."""
         return (np.asarray(ticks, dtype=float) - CENTER_TICKS) * RAD_PER_TICK
 
-    def rad_to_ticks(self, rad: np.ndarray) -> np.ndarray:
-        ticks = CENTER_TICKS + np.asarray(rad, dtype=float) / RAD_PER_TICK
-        return np.rint(np.clip(ticks, self._tick_min, self._tick_max)).astype(np.int64)
+    def rad_to_ticks(
+        self, rad: np.ndarray, lo_rad: np.ndarray | None = None, hi_rad: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Nearest ticks inside the servos' position limits and, where given, inside [lo_rad, hi_rad]:
+        rounding never lands half a tick past a limit."""
+        ticks = np.rint(CENTER_TICKS + np.asarray(rad, dtype=float) / RAD_PER_TICK)
+        lo, hi = self._tick_min, self._tick_max
+        if lo_rad is not None:
+            lo = np.maximum(lo, np.ceil(CENTER_TICKS + lo_rad / RAD_PER_TICK - 1e-9))
+            hi = np.minimum(hi, np.floor(CENTER_TICKS + hi_rad / RAD_PER_TICK + 1e-9))
+        return np.clip(ticks, lo, np.maximum(lo, hi)).astype(np.int64)
 
     # ---- lifecycle hooks ----------------------------------------------------------------------------
     def _connect(self) -> None:
@@ -178,26 +234,47 @@ class SerialRobot(Robot):
             retries=self.retries,
         )
         self.bus_stats = self.bus.stats
+        self.notices = []
         try:
+            if self._transport is None:
+                self._check_adapter(transport)
             self._configure()
         except BaseException:
             self.bus.close()
             self.bus = None
             raise
 
+    def _note(self, text: str) -> None:
+        self.notices.append(text)
+        log.warning("%s: %s", self.device, text)
+
+    def _check_adapter(self, transport: SerialTransport) -> None:
+        """The USB adapter's latency timer: 1 ms where permitted, else one line saying what to run."""
+        self.adapter = info = inspect_adapter(self.device)
+        if info.latency_timer_ms is None or info.latency_timer_ms <= 1:
+            return
+        if self.low_latency:
+            done, message = set_low_latency(self.device, port=transport.port)
+            if done:
+                self.adapter = inspect_adapter(self.device)
+                self._note(message)
+                return
+        self._note(
+            f"the USB adapter's latency timer is {info.latency_timer_ms} ms, so every reply comes up to "
+            f"{info.latency_timer_ms} ms late; run: {info.advice()}"
+        )
+
     def _configure(self) -> None:
         bus = self.bus
         t0 = self.tables[0]
         # Every servo answers every instruction from here on (a broadcast write has no reply).
         bus.write(proto.BROADCAST_ID, t0["status_return_level"].address, bytes((2,)))
+        self._measure_round_trip()
         for i, (servo_id, table) in enumerate(zip(self.ids, self.tables)):
             try:
                 model, firmware, error = bus.ping(servo_id)
-            except CommError:
-                raise RobotFault(
-                    f"{self.device}: servo {self.joint_label(servo_id)} does not answer a ping; "
-                    f"check power, wiring, its id and the baud rate ({self.baudrate})"
-                ) from None
+            except CommError as exc:
+                raise RobotFault(self._no_answer_text(servo_id, exc)) from None
             if model != table.model_number:
                 raise ConfigError(
                     self.spec.source,
@@ -206,15 +283,13 @@ class SerialRobot(Robot):
                 )
         self._sync_write_value("torque_enable", dict.fromkeys(self.ids, 0))
         for servo_id, table in zip(self.ids, self.tables):
+            self._clear_bus_watchdog_error(servo_id, table)
             mode = bus.read_value(servo_id, table["operating_mode"])
             if mode not in POSITION_MODES:
-                bus.write_value(servo_id, table["operating_mode"], int(OperatingMode.POSITION))
-                self.stats["eeprom_writes"] += 1
+                self._ensure(servo_id, table["operating_mode"], int(OperatingMode.POSITION))
             if self.return_delay_us is not None:
                 wanted = int(round(self.return_delay_us * 1e-6 / SECONDS_PER_RETURN_DELAY_UNIT))
-                if bus.read_value(servo_id, table["return_delay_time"]) != wanted:
-                    bus.write_value(servo_id, table["return_delay_time"], wanted)
-                    self.stats["eeprom_writes"] += 1
+                self._ensure(servo_id, table["return_delay_time"], wanted)
             self.hardware_errors.pop(servo_id, None)
             bits = bus.read_value(servo_id, table["hardware_error_status"])
             if bits:
@@ -224,7 +299,85 @@ class SerialRobot(Robot):
         lo = [bus.read_value(i, t["min_position_limit"]) for i, t in zip(self.ids, self.tables)]
         hi = [bus.read_value(i, t["max_position_limit"]) for i, t in zip(self.ids, self.tables)]
         self._tick_min, self._tick_max = np.array(lo, dtype=float), np.array(hi, dtype=float)
+        self._map_state_block()
+        self._read_retries = self._retries_within(self.spec.period_s)
+        self._stale_streak = 0
         self._read_ticks()
+
+    def _measure_round_trip(self) -> None:
+        """Ping every servo with a generous deadline and derive the deadlines from what came back."""
+        bus = self.bus
+        try:
+            measured = bus.measure_latency(self.ids, pings=3)
+        except CommError as exc:
+            raise RobotFault(self._no_answer_text(self.ids[0], exc, every=True)) from None
+        late_ms = measured.lateness_max_s * 1e3
+        if measured.lateness_max_s > MAX_LATENESS_SHARE * self.spec.period_s:
+            raise RobotFault(
+                f"{self.device}: servos answer, but up to {late_ms:.1f} ms late: no room for a "
+                f"{self.spec.control_rate_hz:g} Hz control cycle; {self._lateness_advice()}"
+            )
+        if late_ms > 2.0 * max(1.0, self.latency_timer_ms):
+            self._note(
+                f"replies come up to {late_ms:.1f} ms late (the hardware file assumes a "
+                f"{self.latency_timer_ms:g} ms latency timer); deadlines follow the measurement. "
+                + self._lateness_advice()
+            )
+
+    def _lateness_advice(self) -> str:
+        info = self.adapter
+        if info is not None and info.latency_timer_ms is not None and info.latency_timer_ms > 1:
+            return f"the USB adapter's latency timer is {info.latency_timer_ms} ms: {info.advice()}"
+        return (
+            "check the USB adapter's latency timer (`pearl-robot doctor`), "
+            "or widen the deadline with ?timeout_margin_ms=N"
+        )
+
+    def _no_answer_text(self, servo_id: int, exc: CommError, every: bool = False) -> str:
+        """No reply at all, or replies that come late: say which, and what to check."""
+        if exc.late_replies:
+            who = "the servos answer" if every else f"servo {self.joint_label(servo_id)} answers"
+            late = f", the last {exc.lateness_s * 1e3:.1f} ms after its instruction" if exc.lateness_s else ""
+            return (
+                f"{self.device}: {who}, but late ({exc.late_replies} replies after their deadline{late}); "
+                f"{self._lateness_advice()}"
+            )
+        who = "no servo answers a ping" if every else f"servo {self.joint_label(servo_id)} does not answer a ping"
+        return (
+            f"{self.device}: {who} (no reply at all); check power, wiring, "
+            f"{'the ids' if every else 'its id'} and the baud rate ({self.baudrate})"
+        )
+
+    def _ensure(self, servo_id: int, item: Field, value: int) -> None:
+        if self.bus.ensure_value(servo_id, item, value) and item.eeprom:
+            self.stats["eeprom_writes"] += 1
+
+    def _clear_bus_watchdog_error(self, servo_id: int, table: ControlTable) -> None:
+        """A Bus Watchdog left set (or fired) by a process that died: explain, clear, continue."""
+        item = table["bus_watchdog"]
+        value = self.bus.read_value(servo_id, item)
+        if value == BUS_WATCHDOG_FIRED:
+            self.stats["bus_watchdog_cleared"] += 1
+            self._note(
+                f"servo {self.joint_label(servo_id)}: its Bus Watchdog had stopped it (the controlling "
+                "process died or hung last time); cleared"
+            )
+        if value:
+            self._ensure(servo_id, item, 0)
+
+    def _map_state_block(self) -> None:
+        """Point Indirect Address 1.. of every servo at the state items (RAM: again after a reboot)."""
+        for servo_id, table, items in zip(self.ids, self.tables, self._state_items):
+            data = b"".join(proto.u16(a) for a in indirect_addresses(items))
+            self.bus.write(servo_id, table["indirect_address_1"].address, data)
+
+    def _retries_within(self, budget_s: float) -> int:
+        """How many retries of the state read fit ``budget_s`` (at most ``retries``)."""
+        address, length = self._state_block
+        tx = proto.HEADER_SIZE + 3 + 4 + len(self.ids) + 2
+        rx = len(self.ids) * proto.status_packet_size(length)
+        attempt = self.bus.timeout_s(tx, rx, len(self.ids))
+        return max(0, min(self.retries, int(budget_s // attempt) - 1))
 
     def _enable(self) -> None:
         self._guard(self._enable_on_bus)
@@ -246,12 +399,16 @@ class SerialRobot(Robot):
             self._sync_write_value("torque_enable", dict.fromkeys(self.ids, 0))
             names = ", ".join(self.joint_label(i) for i in refused)
             raise RobotFault(f"servo {names} refused torque on (a shutdown needs clear_faults())")
+        if self.bus_watchdog_units:
+            self._sync_write_value("bus_watchdog", dict.fromkeys(self.ids, self.bus_watchdog_units))
 
     def _disable(self) -> None:
         self._guard(self._torque_off)
 
     def _torque_off(self) -> None:
-        """Torque off everywhere, confirmed by reading it back (a SYNC WRITE has no reply)."""
+        """Bus Watchdog off (which clears a watchdog error too), then torque off everywhere, confirmed
+        by reading it back (a SYNC WRITE has no reply)."""
+        self._sync_write_value("bus_watchdog", dict.fromkeys(self.ids, 0))
         item = self.tables[0]["torque_enable"]
         for _ in range(3):
             self._sync_write_value("torque_enable", dict.fromkeys(self.ids, 0))
@@ -269,8 +426,10 @@ class SerialRobot(Robot):
         try:
             if self.on_close == "torque_off":
                 self._torque_off()
-            elif self._last_ticks is not None:
-                self._sync_write_value("goal_position", dict(zip(self.ids, self._last_ticks.tolist())))
+            else:
+                self._sync_write_value("bus_watchdog", dict.fromkeys(self.ids, 0))
+                if self._last_ticks is not None:
+                    self._sync_write_value("goal_position", dict(zip(self.ids, self._last_ticks.tolist())))
         except RobotFault:
             self.stats["close_errors"] += 1  # the device is gone: nothing left to tell it
         finally:
@@ -279,53 +438,115 @@ class SerialRobot(Robot):
 
     # ---- I/O -------------------------------------------------------------------------------------
     def _read(self) -> RobotState:
-        ticks, velocity, effort = self._guard(self._read_ticks)
-        faults = tuple(self._faults())
+        ticks, velocity, effort, faults = self._guard(self._read_state)
         return RobotState(
             position=self.ticks_to_rad(ticks),
             velocity=velocity * RAD_S_PER_VELOCITY_UNIT,
             effort=None if effort is None else effort * self._effort_scale,
-            timestamp=time.monotonic(),
-            faults=faults,
+            timestamp=float(self._last_read_at.min()),  # when the oldest joint's reply arrived
+            faults=tuple(faults) + tuple(self._faults()),
         )
 
-    def _write(self, targets: np.ndarray) -> np.ndarray:
-        targets = np.clip(targets, self.spec.position_min, self.spec.position_max)
-        if self.hardware_errors and self._last_ticks is not None:
-            ticks = self._last_ticks.astype(np.int64)  # a servo is in fault: hold, whatever was asked
-            self.stats["writes_held_on_fault"] += 1
-        else:
-            ticks = self.rad_to_ticks(targets)
-        goal = self._goal_item
-        self._guard(lambda: self.bus.sync_write_ints(goal.address, goal.size, self.ids, ticks.tolist(), goal.signed))
-        self.stats["cycles_written"] += 1
-        return self.ticks_to_rad(ticks)
+    def _read_state(self) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, list[Fault]]:
+        """One state read; joints whose fresh answer did not come keep their last values, flagged."""
+        try:
+            replies = self.bus.sync_read(*self._state_block, self.ids, retries=self._read_retries)
+        except CommError as exc:
+            if self._last_read is None or self._stale_streak + 1 >= STALE_READS_BEFORE_FAULT:
+                raise
+            self._stale_streak += 1
+            self.stats["stale_reads"] += 1
+            ticks, velocity, effort, faults = self._decode(exc.partial)
+            now = time.monotonic()
+            late = f" ({exc.late_replies} late replies)" if exc.late_replies else ""
+            for k, servo_id in enumerate(self.ids):
+                if servo_id in exc.missing_ids:
+                    age_ms = 1e3 * (now - self._last_read_at[k])
+                    detail = f"servo id {servo_id}: no fresh reply in time; state {age_ms:.0f} ms old{late}"
+                    faults.append(Fault("stale_read", self.spec.joint_names[k], detail))
+            return ticks, velocity, effort, faults
+        self._stale_streak = 0
+        return self._decode(replies)
 
     def _read_ticks(self) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-        if self._state_block is not None:
-            replies = self.bus.sync_read(*self._state_block, self.ids)
-        else:
-            requests = [(i, it[0].address, it[-1].end - it[0].address) for i, it in zip(self.ids, self._state_items)]
-            replies = self.bus.bulk_read(requests)
-        rows = []
+        """A fresh state read (no stale fallback): connect, enable and the fault paths use it."""
+        ticks, velocity, effort, _ = self._decode(self.bus.sync_read(*self._state_block, self.ids))
+        return ticks, velocity, effort
+
+    def _decode(self, replies: dict[int, proto.Packet]) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, list]:
+        """Ticks, velocity, effort of every joint (the last values for ids not in ``replies``) and the
+        faults the replies carry (a fired Bus Watchdog, a servo that restarted)."""
+        arrived = self.bus.last_reply_at or time.monotonic()
+        last = self._last_read
+        rows, faults = [], []
         for k, servo_id in enumerate(self.ids):
-            reply = replies[servo_id]
-            alert = reply.error & proto.ALERT_BIT
-            if alert and servo_id not in self.hardware_errors:
-                table = self.tables[k]
-                self.hardware_errors[servo_id] = self.bus.read_value(servo_id, table["hardware_error_status"]) or 0x80
-                self.stats["hardware_errors"] += 1
-            elif not alert and servo_id in self.hardware_errors:
-                del self.hardware_errors[servo_id]  # an error that is not latched went away
-            if reply.error & 0x7F:
-                error = reply.status_error
-                raise CommError(f"servo {self.joint_label(servo_id)} answered the state read with: {error}", [servo_id])
-            rows.append(self._state_structs[k].unpack_from(reply.params))
+            reply = replies.get(servo_id)
+            row = None
+            if reply is not None:
+                self._check_alert(k, servo_id, reply)
+                if reply.error & 0x7F:
+                    what = f"servo {self.joint_label(servo_id)} answered the state read with: {reply.status_error}"
+                    raise CommError(what, [servo_id])
+                level, watchdog, *row = self._state_structs[k].unpack_from(reply.params)
+                fault = self._block_fault(k, level, watchdog)
+                if fault is not None:
+                    faults.append(fault)
+                    row = None if fault.kind == "comm_error" else row
+                else:
+                    self._last_read_at[k] = arrived
+            if row is None:  # no fresh values: the last ones (flagged by the caller or the fault)
+                if last is None:
+                    raise CommError(f"servo {self.joint_label(servo_id)}: no valid state yet", [servo_id])
+                row = ([last[2][k]] if self.read_effort else []) + [last[1][k], last[0][k]]
+            rows.append(row)
         values = np.array(rows, dtype=float)  # columns: (effort,) velocity, position
         self.stats["cycles_read"] += 1
         ticks = values[:, -1]
         self._last_ticks = ticks.copy()
-        return ticks, values[:, -2], values[:, 0] if self.read_effort else None
+        self._last_read = (ticks, values[:, -2], values[:, 0] if self.read_effort else None)
+        return (*self._last_read, faults)
+
+    def _block_fault(self, k: int, status_return_level: int, watchdog: int) -> Fault | None:
+        servo_id, joint = self.ids[k], self.spec.joint_names[k]
+        if status_return_level != 2:  # its indirect map is gone: it restarted
+            self.stats["servo_restarts"] += 1
+            return Fault("comm_error", joint, f"servo id {servo_id} restarted (a power dip?); reconnect the arm")
+        if watchdog == BUS_WATCHDOG_FIRED:
+            self.stats["bus_watchdog_faults"] += 1
+            period = self.bus_watchdog_units * 20
+            return Fault(
+                "bus_watchdog",
+                joint,
+                f"servo id {servo_id}: its Bus Watchdog stopped it (no instruction for {period} ms); "
+                "it ignores goals until disable() and enable()",
+            )
+        return None
+
+    def _check_alert(self, k: int, servo_id: int, reply: proto.Packet) -> None:
+        alert = reply.error & proto.ALERT_BIT
+        if alert and servo_id not in self.hardware_errors:
+            table = self.tables[k]
+            self.hardware_errors[servo_id] = self.bus.read_value(servo_id, table["hardware_error_status"]) or 0x80
+            self.stats["hardware_errors"] += 1
+        elif not alert and servo_id in self.hardware_errors:
+            del self.hardware_errors[servo_id]  # an error that is not latched went away
+
+    def _write(self, targets: np.ndarray) -> np.ndarray:
+        if self.hardware_errors and self._last_ticks is not None:
+            ticks = self._last_ticks.astype(np.int64)  # a servo is in fault: hold, whatever was asked
+            self.stats["writes_held_on_fault"] += 1
+        else:
+            # Inside the joint limits, or between the limit and where a joint rests outside them:
+            # clamping a goal never moves it further than the command asked (SafeRobot caps the step).
+            lo, hi = self.spec.position_min, self.spec.position_max
+            if self._last_ticks is not None:
+                present = self.ticks_to_rad(self._last_ticks)
+                lo, hi = np.minimum(lo, present), np.maximum(hi, present)
+            ticks = self.rad_to_ticks(targets, lo, hi)
+        goal = self._goal_item
+        self._guard(lambda: self.bus.sync_write_ints(goal.address, goal.size, self.ids, ticks.tolist(), goal.signed))
+        self.stats["cycles_written"] += 1
+        return self.ticks_to_rad(ticks)
 
     def _sync_write_value(self, name: str, values: dict[int, int]) -> None:
         item = self.tables[0][name]  # every X-series model has these items at the same address
@@ -359,6 +580,7 @@ class SerialRobot(Robot):
                 bits = self._guard(lambda i=servo_id, t=table: self.bus.read_value(i, t["hardware_error_status"]))
                 if bits:
                     self.hardware_errors[servo_id] = bits
+            self._guard(self._map_state_block)  # RAM: a reboot cleared the indirect map
 
     def _guard(self, action):
         """Run a bus action; a lost bus makes the arm safe, enters ERROR and raises RobotFault."""
