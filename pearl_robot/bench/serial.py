@@ -14,6 +14,14 @@ Two parts:
 2. Episode: a ``cycles``-long 20 Hz run through ``open_robot`` (SafeRobot on SerialRobot) against
    an in-process virtual bus that corrupts a fraction of its status packets: it must finish without
    a safe stop, and the client must have counted every corrupted packet the bus sent.
+3. Late replies (``late_replies``): a 20 Hz run on a virtual bus behind a stock USB adapter (every
+   reply handed over ``--adapter-latency-ms`` late, 16 ms: an FTDI/U2D2 at its factory latency
+   timer) with ideal servos, commanding a different goal every cycle, so every state says which
+   cycle it answers. ``stale_unflagged``: states older than their cycle without a ``stale_read``
+   flag (must be 0); ``eeprom_writes``: EEPROM writes of a connect when the servos already hold the
+   configured values (must be 0); ``state_age_ms_*``: how old a state's data can be when ``read()``
+   returns it (since its instruction went out); the cycle time against the same run on an adapter
+   without latency (``cycle_ratio``).
 """
 
 from __future__ import annotations
@@ -48,6 +56,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rate-hz", type=float, default=None, help="episode rate (default: the arm's control rate)")
     parser.add_argument("--hardware", default=None, help="hardware YAML (default: the shipped arm)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--adapter-latency-ms", type=float, default=16.0, help="late_replies: adapter latency (default %(default)s)"
+    )
+    parser.add_argument("--late-cycles", type=int, default=200, help="late_replies: cycles a run (default %(default)s)")
 
 
 # The baseline device: a pty whose far end answers every REQUEST bytes with REPLY bytes and swallows
@@ -167,10 +179,8 @@ def measure_transaction(spec, hardware: str | None, cycles: int, block: int, gap
                     _pause(gap_s)
             # the same robot, its port moved to a device that answers at once with valid status packets:
             # what our client stack costs without the Python device model behind the pty
-            replies = b"".join(
-                proto.encode_status(i, 0, proto.to_bytes(0, 2) + proto.to_bytes(0, 4) + proto.to_bytes(2048, 4))
-                for i in ids
-            )
+            block = bytes((2, robot.bus_watchdog_units)) + proto.to_bytes(0, 2) + proto.to_bytes(0, 4)
+            replies = b"".join(proto.encode_status(i, 0, block + proto.to_bytes(2048, 4)) for i in ids)
             replay = _Device([sys.executable, "-c", ECHO_SCRIPT, str(len(tx_read)), replies.hex(), str(len(tx_write))])
             own_transport = robot.bus.transport
             robot.bus.transport = SerialTransport(replay.path, spec.bus.baudrate)
@@ -265,6 +275,79 @@ def run_episode(spec, cycles: int, corrupt_rate: float, rate_hz: float | None, s
     }
 
 
+def late_replies_run(spec, cycles: int, adapter_latency_ms: float, rate_hz: float | None = None) -> dict[str, object]:
+    """The late_replies scenario on one adapter latency: see the module docstring."""
+    from pearl_robot.control.loop import RateLoop
+    from pearl_robot.dynamixel.control_table import RAD_PER_TICK
+    from pearl_robot.robot.serial_robot import SerialRobot
+    from pearl_robot.virtual import VirtualServoBus
+
+    period = 1.0 / (rate_hz or spec.control_rate_hz)
+    stale_flagged = stale_unflagged = 0
+    ages: list[float] = []
+    cycle: list[float] = []
+    vbus = VirtualServoBus.from_spec(spec, physics=False, adapter_latency_ms=adapter_latency_ms)  # factory RDT
+    with vbus:
+        robot = SerialRobot(spec, vbus.device_path)
+        with robot:
+            eeprom_first = robot.stats["eeprom_writes"]
+        robot = SerialRobot(spec, vbus.device_path)  # again: every value already set
+        with robot:
+            eeprom = robot.stats["eeprom_writes"]
+            robot.enable()
+            home = robot.read().position.copy()
+            loop = RateLoop(period)
+            loop.start()
+            fresh_call = time.monotonic()
+            for k in range(cycles):
+                goal = home.copy()
+                goal[0] += (k % 8) * 4 * RAD_PER_TICK  # a goal of its own every cycle (ideal servos follow at once)
+                t0 = time.monotonic()
+                sent = robot.write(goal)
+                state = robot.read()
+                t1 = time.monotonic()
+                cycle.append(t1 - t0)
+                stale = any(f.kind == "stale_read" for f in state.faults)
+                if abs(state.position[0] - sent[0]) > 0.5 * RAD_PER_TICK:  # it answers an older cycle
+                    stale_flagged += stale
+                    stale_unflagged += not stale
+                if not stale:
+                    fresh_call = t0
+                ages.append(t1 - fresh_call)
+                loop.wait()
+            stats = robot.stats_dict()
+    age = percentiles_us(ages, "age_")
+    times = percentiles_us(cycle, "cycle_")
+    return {
+        "adapter_latency_ms": adapter_latency_ms,
+        "cycles": cycles,
+        "stale_unflagged": stale_unflagged,
+        "stale_flagged": stale_flagged,
+        "eeprom_writes_first_connect": eeprom_first,
+        "eeprom_writes": eeprom,
+        "state_age_ms_p50": age["age_p50_us"] / 1e3,
+        "state_age_ms_p99": age["age_p99_us"] / 1e3,
+        "cycle_ms_p50": times["cycle_p50_us"] / 1e3,
+        "cycle_ms_p99": times["cycle_p99_us"] / 1e3,
+        "late_replies": stats.get("bus_late_replies", 0),
+        "timeouts": stats.get("bus_timeouts", 0),
+        "stale_reads": stats.get("stale_reads", 0),
+        "measured_lateness_ms": robot.bus_latency_ms,
+    }
+
+
+def late_replies(spec, cycles: int, adapter_latency_ms: float, rate_hz: float | None) -> dict[str, object]:
+    """The stock-adapter run and, as its baseline, the same run on an adapter without latency."""
+    late = late_replies_run(spec, cycles, adapter_latency_ms, rate_hz)
+    ideal = late_replies_run(spec, cycles, 0.0, rate_hz)
+    return {
+        **late,
+        "baseline_cycle_ms_p50": ideal["cycle_ms_p50"],
+        "baseline_stale_unflagged": ideal["stale_unflagged"],
+        "cycle_ratio": late["cycle_ms_p50"] / ideal["cycle_ms_p50"],
+    }
+
+
 def run(args: argparse.Namespace) -> dict[str, object]:
     from pearl_robot.robot.spec import load_spec
 
@@ -272,7 +355,10 @@ def run(args: argparse.Namespace) -> dict[str, object]:
     result: dict[str, object] = {"benchmark": "serial", "machine": machine()}
     result.update(measure_transaction(spec, args.hardware, args.cycles, args.block, args.gap_ms / 1e3))
     result.update(run_episode(spec, args.episode_cycles, args.corrupt_rate, args.rate_hz, args.seed))
+    result["late_replies"] = late = late_replies(spec, args.late_cycles, args.adapter_latency_ms, args.rate_hz)
     result["targets"] = {
+        "late_replies_stale_unflagged==0": late["stale_unflagged"] == 0,
+        "late_replies_eeprom_writes==0": late["eeprom_writes"] == 0,
         "ratio<=2": result["ratio"] <= 2.0,
         "episode_completed_without_safe_stop": result["episode_cycles_done"] == args.episode_cycles
         and result["episode_safe_stops"] == 0

@@ -457,6 +457,7 @@ class DynamixelBus:
         ping = proto.encode_instruction(BROADCAST_ID, Instruction.PING)  # sizes only
         wire = wire_time_s(len(ping) + proto.status_packet_size(3), self.baudrate)
         saved = self.transport_latency_s, self.retries
+        late_before = self.stats["late_replies"]
         trips: list[float] = []
         lateness: list[float] = []
         try:
@@ -473,7 +474,14 @@ class DynamixelBus:
         finally:
             self.transport_latency_s, self.retries = saved
         if not trips:
-            raise CommError(f"no servo of id {', '.join(map(str, ids))} answered a ping within {wait_s * 1e3:.0f} ms")
+            self._settle()  # a reply later still is a late reply, not silence
+            late = self.stats["late_replies"] - late_before
+            raise CommError(
+                f"no servo of id {', '.join(map(str, ids))} answered a ping within {wait_s * 1e3:.0f} ms",
+                ids,
+                late_replies=late,
+                lateness_s=self.last_lateness_s if late else None,
+            )
         self.latency = LatencyMeasurement(len(trips), tuple(trips), tuple(lateness))
         self.transport_latency_s = max(0.5e-3, 1.5 * self.latency.lateness_max_s)
         return self.latency

@@ -77,7 +77,7 @@ STALE_READS_BEFORE_FAULT = 5  # state reads in a row without a fresh answer befo
 BUS_WATCHDOG_UNIT_S = 0.020
 BUS_WATCHDOG_FIRED = -1
 # Transport lateness beyond this share of the control period leaves no room for a cycle: refused.
-MAX_LATENESS_SHARE = 0.4
+MAX_LATENESS_SHARE = 0.6
 
 # Hardware Error Status bit -> the fault kind SafeRobot stops on
 FAULT_KINDS = {
@@ -185,6 +185,7 @@ class SerialRobot(Robot):
         self._last_read: tuple[np.ndarray, np.ndarray, np.ndarray | None] | None = None
         self._last_read_at: np.ndarray = np.zeros(spec.num_joints)  # when each joint's last reply arrived
         self.adapter = None  # AdapterInfo after connect
+        self._latency = None  # the bus's LatencyMeasurement, kept after close
         self.notices: list[str] = []  # what connect() found and fixed, one line each
         self.bus: DynamixelBus | None = None
         self.bus_stats: collections.Counter[str] = collections.Counter()
@@ -317,11 +318,11 @@ class SerialRobot(Robot):
                 f"{self.device}: servos answer, but up to {late_ms:.1f} ms late: no room for a "
                 f"{self.spec.control_rate_hz:g} Hz control cycle; {self._lateness_advice()}"
             )
-        if late_ms > 2.0 * max(1.0, self.latency_timer_ms):
+        if late_ms > max(4.0, 2.0 * self.latency_timer_ms):
             self._note(
                 f"replies come up to {late_ms:.1f} ms late (the hardware file assumes a "
-                f"{self.latency_timer_ms:g} ms latency timer); deadlines follow the measurement. "
-                + self._lateness_advice()
+                f"{self.latency_timer_ms:g} ms latency timer); deadlines follow the measurement "
+                f"(to win the time back: {self._lateness_advice()})"
             )
 
     def _lateness_advice(self) -> str:
@@ -433,6 +434,7 @@ class SerialRobot(Robot):
         except RobotFault:
             self.stats["close_errors"] += 1  # the device is gone: nothing left to tell it
         finally:
+            self._latency = bus.latency
             bus.close()
             self.bus = None
 
@@ -608,6 +610,13 @@ class SerialRobot(Robot):
             self.stats["safe_stops"] += 1
         except RobotFault:
             self.stats["safe_stop_failed"] += 1
+
+    @property
+    def bus_latency_ms(self) -> float | None:
+        """The transport lateness measured at connect (round trip beyond wire time and return delay)."""
+        bus = self.bus
+        measured = bus.latency if bus is not None else self._latency
+        return None if measured is None else measured.lateness_max_s * 1e3
 
     def stats_dict(self) -> dict[str, int]:
         """Robot-level counters and the bus's (retries, timeouts, crc_errors, ...)."""
