@@ -37,8 +37,9 @@ def virtual_arm(tiny_arm_run, tmp_path):
     buses = []
 
     def start(**kwargs):
+        kwargs.setdefault("return_delay_time", 0)
         bus = VirtualServoBus.from_spec(
-            spec, dynamics=ArmDynamics.from_dict(params), sensor_noise_ticks=2, return_delay_time=0, **kwargs
+            spec, dynamics=ArmDynamics.from_dict(params), sensor_noise_ticks=2, **kwargs
         ).start()
         buses.append(bus)
         return bus
@@ -66,6 +67,20 @@ def test_adapt_over_serial_on_held_out_dynamics(tiny_arm_run, virtual_arm, tmp_p
     with h5py.File(tmp_path / "s" / "session.hdf5") as h5:
         assert h5.attrs["total_episodes"] == 3 and h5["episode_2/actions"].shape == (10, 4)
     assert (tmp_path / "s" / "returns.png").stat().st_size > 1000
+
+
+def test_adapt_behind_a_stock_usb_adapter(tiny_arm_run, virtual_arm, tmp_path, capsys):
+    """Replies 16 ms late (an FTDI/U2D2 at its factory latency timer), factory Return Delay Time: the
+    session runs at 20 Hz with fresh states."""
+    start, calibration = virtual_arm
+    bus = start(adapter_latency_ms=16.0, return_delay_time=None)
+    code = adapt(tiny_arm_run, f"serial:{bus.device_path}", calibration, tmp_path / "s", "--episodes", "2")
+    out = capsys.readouterr().out
+    assert code == 0, out
+    data = SessionStore(tmp_path / "s").load()
+    assert [e["aborted"] for e in data.episode_ends()] == [False] * 2
+    assert len(data.steps()) == 20
+    assert [s.get("return_delay_time") for s in bus.servos] == [0] * 5  # set once at connect
 
 
 def test_adapt_through_a_zeromq_server_in_front_of_the_serial_arm(tiny_arm_run, virtual_arm, tmp_path, capsys):

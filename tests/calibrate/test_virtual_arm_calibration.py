@@ -65,11 +65,15 @@ def check_calibrated_arm(bus, spec, path) -> None:
         assert np.abs(robot.read().position - target)[spec.arm_joint_indices].max() < 0.05
 
 
-def test_joint_calibration_procedure_on_the_virtual_bus(make_bus, make_operator, spec, tmp_path):
+STOCK_ADAPTER = {"adapter_latency_ms": 16.0, "return_delay_time": None}  # FTDI factory timer, factory RDT
+
+
+@pytest.mark.parametrize("profile", [{}, STOCK_ADAPTER], ids=["ideal-adapter", "stock-adapter"])
+def test_joint_calibration_procedure_on_the_virtual_bus(make_bus, make_operator, spec, tmp_path, profile):
     """(a) The library procedure, non-interactive, against a real SerialRobot: offsets to within one tick,
-    the reversed joint found, the swept ranges measured."""
+    the reversed joint found, the swept ranges measured; also behind a stock USB adapter."""
     pose = np.array([0.3, -0.5, 0.4, 0.2, 0.0])  # the calibration pose, in true joint angles
-    bus = make_bus(initial_position_rad=pose)
+    bus = make_bus(initial_position_rad=pose, **profile)
     operator = make_operator(bus, spec, pose)
     settings = JointCalibrationSettings(rest_time_s=0.2, range_sweep_s=3.0, step_timeout_s=10.0, samples_for_pose=5)
     raw = SerialRobot(spec, bus.device_path, timeout_margin_ms=MARGIN_MS)  # what `calibrate joints` drives
