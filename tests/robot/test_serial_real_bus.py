@@ -193,3 +193,40 @@ def test_enable_outside_limits_never_moves_a_goal_by_more_than_the_cap(make_bus,
     steps = np.abs(np.diff(np.array(goals), axis=0)) * (2 * np.pi / 4096)
     assert steps.max() <= cap.max() + 1e-9
     assert final[3] <= spec.position_max[3] + 1e-6  # brought into range at the capped rate
+
+
+def test_a_slow_latency_timer_is_set_low_or_named_with_the_command_to_run(make_bus, spec, monkeypatch):
+    """The adapter lookup itself is tested on a sysfs tree in tests/bringup; here: what connect does
+    with its answer (a pty has no latency timer, so the adapter is described as a stock FTDI)."""
+    from pearl_robot.dynamixel.adapter import AdapterInfo
+    from pearl_robot.robot import serial_robot
+
+    timer = "/sys/bus/usb-serial/devices/ttyUSB0/latency_timer"
+    ftdi = AdapterInfo("/dev/ttyUSB0", "ttyUSB0", True, "ftdi_sio", 16, timer)
+    monkeypatch.setattr(serial_robot, "inspect_adapter", lambda device: ftdi)
+    attempts = []
+
+    def refuse(device, port=None):
+        attempts.append(port)
+        return False, "no permission to write the latency timer"
+
+    monkeypatch.setattr(serial_robot, "set_low_latency", refuse)
+    bus = make_bus(physics=False, return_delay_time=0)
+    robot = SerialRobot(spec, bus.device_path, timeout_margin_ms=20.0)
+    with robot:
+        assert attempts and attempts[0] is not None  # it tried, on the open port
+        assert any("latency timer is 16 ms" in n and "echo 1 | sudo tee" in n for n in robot.notices)
+    robot = SerialRobot(spec, bus.device_path, timeout_margin_ms=20.0, low_latency=False)
+    attempts.clear()
+    with robot:
+        assert attempts == []
+
+
+def test_the_bus_watchdog_can_be_set_or_turned_off(make_bus, spec, tmp_path):
+    bus = make_bus(physics=False, return_delay_time=0)
+    calibration = Calibration.identity(spec).save(tmp_path / "identity.yaml")
+    for option, units in (("bus_watchdog_ms=500", 25), ("bus_watchdog_ms=0", 0)):
+        robot = open_robot(f"{bus.address}?{option}&timeout_margin_ms=20", spec, calibration=calibration)
+        with robot:
+            robot.enable()
+            assert [s.get("bus_watchdog") for s in bus.servos] == [units] * 5
