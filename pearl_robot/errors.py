@@ -24,4 +24,4 @@ class RobotFault(PearlRobotError):
 
 
 class UnknownRobotError(PearlRobotError):
-    """``open_robot`` was given a name no backend answers to."""
+    """``open_robot`` was given a name no backend answers to, or an option value the backend cannot take."""

@@ -13,7 +13,7 @@ import numpy as np
 
 from pearl_robot.calibrate.model import Calibration
 from pearl_robot.errors import ConfigError
-from pearl_robot.robot.base import Robot, RobotState, RobotWrapper
+from pearl_robot.robot.base import Robot, RobotState, RobotWrapper, non_numbers
 from pearl_robot.robot.spec import JointSpec, RobotSpec
 
 
@@ -69,6 +69,8 @@ class CalibratedRobot(RobotWrapper):
         )
 
     def write(self, targets: np.ndarray) -> np.ndarray:
+        if non_numbers(targets):
+            return self.inner.write(targets)  # the backend refuses it: True is no angle
         targets = np.asarray(targets, dtype=float)
         if targets.shape != (self.spec.num_joints,):
             return self.inner.write(targets)  # the backend raises its clear shape error

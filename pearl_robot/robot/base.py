@@ -1,8 +1,8 @@
 """The one Robot interface every backend implements, and the lifecycle it enforces.
 
 Backends implement the underscored hooks; the public methods here check the lifecycle so that
-no backend can accept a command unless ACTIVE. States are numpy arrays in ``spec.joint_names`` order,
-radians and radians per second.
+no backend can accept a command unless ACTIVE, nor a target that is not a number (``non_numbers``).
+States are numpy arrays in ``spec.joint_names`` order, radians and radians per second.
 """
 
 from __future__ import annotations
@@ -16,6 +16,26 @@ import numpy as np
 
 from pearl_robot.errors import LifecycleError
 from pearl_robot.robot.spec import RobotSpec
+
+_NUMBERS = (int, float, np.integer, np.floating)
+
+
+def non_numbers(values: object) -> list[str]:
+    """The type names of whatever in ``values`` is not an int or a float; empty for numbers. Booleans,
+    strings, None and other objects are not angles, yet ``np.asarray(True, float)`` is 1.0 rad."""
+    if isinstance(values, np.ndarray) and values.dtype != object:
+        return [] if values.dtype.kind in "iuf" else [values.dtype.name]
+    try:
+        items = np.asarray(values, dtype=object).ravel()
+    except (ValueError, TypeError):
+        return [type(values).__name__]
+    return sorted({type(x).__name__ for x in items if not _is_number(x)})
+
+
+def _is_number(x: object) -> bool:
+    if isinstance(x, np.ndarray):  # a 0-d array in a list
+        return x.ndim == 0 and x.dtype.kind in "iuf"
+    return isinstance(x, _NUMBERS) and not isinstance(x, bool)
 
 
 class Lifecycle(enum.Enum):
@@ -130,6 +150,9 @@ class Robot(ABC):
         with self._io_lock:
             if self._lifecycle is not Lifecycle.ACTIVE:
                 raise LifecycleError(f"commands are refused unless ACTIVE; this robot is {self._lifecycle.value}")
+            bad = non_numbers(targets)
+            if bad:
+                raise ValueError(f"joint targets must be int or float numbers, not {', '.join(bad)}")
             targets = np.asarray(targets, dtype=float)
             if targets.shape != (self.spec.num_joints,):
                 raise ValueError(f"expected {self.spec.num_joints} joint targets, got shape {targets.shape}")

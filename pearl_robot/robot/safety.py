@@ -2,10 +2,14 @@
 
 Rules, applied identically on every backend:
 - position limits from the hardware YAML (targets clamped, counted);
-- a per-step change cap: each target moves at most min(max_step_rad, max_velocity * period) from the
-  last target sent (counted);
-- NaN/inf or wrong-shape commands are refused: the arm holds its last target, the event is counted;
-- a watchdog that holds the present position when no command arrives for N control periods;
+- a per-step change cap: no command moves the goal more than min(max_step_rad, max_velocity * period)
+  from the last goal sent (counted). A joint found outside its limits at enable is reported
+  (``outside_limits``, a logged warning) and brought into range at that rate, one capped step per command;
+- NaN/inf, non-numeric (booleans, strings, None, objects) or wrong-shape commands are refused: the arm
+  holds its last target, the event is counted;
+- a watchdog that holds the present position (where it is, even outside the limits) when no command
+  arrives for N control periods, and while holding re-sends that goal once per period (``keepalive``)
+  so that a servo-side bus watchdog does not stop an arm that is merely idle;
 - an e-stop that latches until cleared (the arm holds, every command is refused and counted);
 - a fault in the robot's state (servo hardware error, a joint in error, lost communication) latches the e-stop.
 """
@@ -13,17 +17,53 @@ Rules, applied identically on every backend:
 from __future__ import annotations
 
 import collections
+import logging
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 
 from pearl_robot.errors import RobotFault
-from pearl_robot.robot.base import Lifecycle, Robot, RobotState, RobotWrapper
+from pearl_robot.robot.base import Lifecycle, Robot, RobotState, RobotWrapper, non_numbers
+from pearl_robot.robot.spec import RobotSpec
+
+log = logging.getLogger(__name__)
 
 # Faults that stop the arm. A stale read is counted, and stops the arm once it persists.
-STOPPING_FAULTS = frozenset({"joint_error", "hardware_error", "comm_error", "overload", "overheating", "voltage"})
+STOPPING_FAULTS = frozenset(
+    {"joint_error", "hardware_error", "comm_error", "overload", "overheating", "voltage", "bus_watchdog"}
+)
+
+
+@dataclass(frozen=True)
+class OutsideLimits:
+    """A joint found resting outside its position limits at enable."""
+
+    joint: str
+    position: float  # rad
+    low: float
+    high: float
+    step_rad: float  # the most one command moves it toward the range
+
+    @property
+    def excess_rad(self) -> float:
+        return self.position - self.high if self.position > self.high else self.low - self.position
+
+    def __str__(self) -> str:
+        return (
+            f"{self.joint} rests at {self.position:.3f} rad, outside [{self.low:.3f}, {self.high:.3f}] "
+            f"by {self.excess_rad:.3f} rad; it will be moved into range at {self.step_rad:.3g} rad per step"
+        )
+
+
+def outside_limits(spec: RobotSpec, position: np.ndarray, step_cap: np.ndarray) -> tuple[OutsideLimits, ...]:
+    lo, hi = spec.position_min, spec.position_max
+    return tuple(
+        OutsideLimits(spec.joint_names[i], float(position[i]), float(lo[i]), float(hi[i]), float(step_cap[i]))
+        for i in np.flatnonzero((position < lo) | (position > hi))
+    )
 
 
 class SafeRobot(RobotWrapper):
@@ -47,8 +87,10 @@ class SafeRobot(RobotWrapper):
         self.watchdog_enabled = inner.realtime if watchdog is None else watchdog
         self.events: collections.Counter[str] = collections.Counter()
         self.estop_reason: str | None = None
+        self.outside_limits: tuple[OutsideLimits, ...] = ()  # joints outside their limits at the last enable
         self._last_sent: np.ndarray | None = None
         self._last_command_time = clock()
+        self._last_send_time = clock()
         self._holding = False
         self._stale_streak = 0
         self._watchdog_thread: threading.Thread | None = None
@@ -67,8 +109,15 @@ class SafeRobot(RobotWrapper):
             self._last_sent = self.inner.read().position.copy()
             self._last_command_time = self.clock()
             self._holding = False
+            self._report_outside_limits()
         if self.watchdog_enabled:
             self._start_watchdog()
+
+    def _report_outside_limits(self) -> None:
+        self.outside_limits = outside_limits(self.spec, self._last_sent, self.step_cap)
+        for joint in self.outside_limits:
+            self.events["outside_limits_at_enable"] += 1
+            log.warning("%s", joint)
 
     def disable(self) -> None:
         self._stop_watchdog()
@@ -130,8 +179,11 @@ class SafeRobot(RobotWrapper):
             if self.estopped:
                 self.events["command_refused_estop"] += 1
                 return self._send(self._last_sent)
-            arr = np.asarray(targets, dtype=float) if _is_numeric(targets) else None
-            if arr is None or arr.shape != (self.spec.num_joints,):
+            if non_numbers(targets):
+                self.events["command_refused_type"] += 1
+                return self._send(self._last_sent)
+            arr = np.asarray(targets, dtype=float)
+            if arr.shape != (self.spec.num_joints,):
                 self.events["command_refused_shape"] += 1
                 return self._send(self._last_sent)
             if not np.all(np.isfinite(arr)):
@@ -140,11 +192,15 @@ class SafeRobot(RobotWrapper):
             return self._send(self._limit(arr))
 
     def _limit(self, targets: np.ndarray) -> np.ndarray:
+        """Clamp into the limits, then cap the step from the last goal sent: a goal outside the limits
+        (a joint that rested there at enable) approaches the range by at most ``step_cap``."""
         spec = self.spec
         clamped = np.clip(targets, spec.position_min, spec.position_max)
         if np.any(clamped != targets):
             self.events["position_clamped"] += 1
         reference = self._last_sent
+        if np.any((reference < spec.position_min) | (reference > spec.position_max)):
+            self.events["moving_into_range"] += 1
         capped = np.clip(clamped, reference - self.step_cap, reference + self.step_cap)
         if np.any(capped != clamped):
             self.events["step_capped"] += 1
@@ -153,19 +209,25 @@ class SafeRobot(RobotWrapper):
     def _send(self, targets: np.ndarray) -> np.ndarray:
         sent = self.inner.write(targets)
         self._last_sent = np.asarray(sent, dtype=float).copy()
+        self._last_send_time = self.clock()
         return sent
 
     def _hold_present(self) -> None:
+        """Goal := present position, unclamped: a joint outside its limits is held where it is, not
+        pulled into range in one jump."""
         if self.inner.lifecycle is not Lifecycle.ACTIVE:
             return
-        present = np.clip(self.inner.read().position, self.spec.position_min, self.spec.position_max)
-        self._send(present)
+        self._send(self.inner.read().position.copy())
 
     # ---- watchdog ----------------------------------------------------------------------------
     def watchdog_check(self) -> bool:
-        """Hold the present position if no command came for ``watchdog_periods``; True if it fired now."""
+        """Hold the present position if no command came for ``watchdog_periods``; True if it fired now.
+        While holding, re-send the hold goal once per control period (see ``_keepalive``)."""
         with self._io_lock:
-            if self.inner.lifecycle is not Lifecycle.ACTIVE or self._holding:
+            if self.inner.lifecycle is not Lifecycle.ACTIVE:
+                return False
+            if self._holding:
+                self._keepalive()
                 return False
             if self.clock() - self._last_command_time < self.watchdog_periods * self.spec.period_s:
                 return False
@@ -173,6 +235,13 @@ class SafeRobot(RobotWrapper):
             self._holding = True
             self._hold_present()
             return True
+
+    def _keepalive(self) -> None:
+        """The same goal again, no motion: a servo-side bus watchdog stops the servos when no
+        instruction arrives for a few periods, and an idle arm must not trip it."""
+        if self.clock() - self._last_send_time >= self.spec.period_s:
+            self.events["keepalive"] += 1
+            self._send(self._last_sent)
 
     def _start_watchdog(self) -> None:
         self._stop_watchdog()
@@ -203,11 +272,3 @@ class SafeRobot(RobotWrapper):
             self.inner.teleport(position)
             if self._last_sent is not None:
                 self._last_sent = np.asarray(position, float).copy()
-
-
-def _is_numeric(value: object) -> bool:
-    try:
-        arr = np.asarray(value)
-    except Exception:
-        return False
-    return arr.dtype.kind in "biuf"

@@ -54,7 +54,7 @@ def test_per_step_cap(safe):
         ([np.nan, 0, 0, 0, 0], "command_refused_nonfinite"),
         ([np.inf, 0, 0, 0, 0], "command_refused_nonfinite"),
         ([0.0, 0.1], "command_refused_shape"),
-        ("bananas", "command_refused_shape"),
+        ("bananas", "command_refused_type"),
         (np.zeros((5, 1)), "command_refused_shape"),
     ],
 )
