@@ -1,0 +1,61 @@
+"""``pearl-robot setup-servo``: give the one servo connected its id and baud rate.
+
+Assemble a new arm one servo at a time: connect a single servo, run this with the id its joint has in
+the hardware YAML, repeat for the next. Every X-series baud rate is scanned; exactly one servo must
+answer. Torque goes off, ID and Baud Rate are written (EEPROM, only if different), and the servo must
+then answer at the new id and baud rate. Asks before writing on a terminal; without one, --yes.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from pearl_robot.bringup.link import Link
+from pearl_robot.bringup.prompt import terminal_confirm
+from pearl_robot.bringup.setup_servo import check_target, setup_servo
+from pearl_robot.cli.main import add_robot_arguments
+from pearl_robot.errors import PearlRobotError
+from pearl_robot.robot.spec import load_spec
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "setup-servo",
+        help="give the one connected servo its id and baud rate (new arm assembly)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_robot_arguments(parser, default_robot="serial:/dev/ttyUSB0", calibration=False)
+    parser.add_argument("--id", type=int, required=True, help="the id to give it (0..252)")
+    parser.add_argument("--baud", type=int, default=None, help="the baud rate to give it (default: the YAML's)")
+    parser.add_argument("--yes", action="store_true", help="write without asking")
+    parser.add_argument(
+        "--scan-wait-ms",
+        type=float,
+        default=None,
+        help="how long to collect broadcast-ping answers at each baud rate (default: enough for all 253 ids)",
+    )
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    spec = load_spec(args.hardware)
+    baud = spec.bus.baudrate if args.baud is None else args.baud
+    check_target(args.id, baud)
+    if args.scan_wait_ms is not None and args.scan_wait_ms <= 0:
+        raise PearlRobotError("--scan-wait-ms must be > 0")
+    link = Link.from_robot(args.robot, spec)
+    result = setup_servo(
+        link,
+        args.id,
+        baud,
+        confirm=terminal_confirm(args.yes),
+        spec=spec,
+        scan_wait_s=None if args.scan_wait_ms is None else args.scan_wait_ms / 1000,
+    )
+    print(f"found {result.model} (firmware {result.firmware}) as id {result.old_id} at {result.old_baud}")
+    for change in result.changes:
+        print(f"  {change.describe()}")
+    state = "set" if result.changes else "already"
+    print(f"{state}: id {result.servo_id} at {result.baud} baud; it answers there")
+    return 0

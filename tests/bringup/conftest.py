@@ -1,0 +1,80 @@
+"""Bring-up commands through the CLI against virtual servo buses on real ptys (always stopped)."""
+
+import json
+
+import pytest
+
+from pearl_robot.cli.main import main
+from pearl_robot.dynamixel.control_table import XM430_W350
+from pearl_robot.robot.spec import load_spec
+from pearl_robot.virtual import IdealPlant, VirtualServo, VirtualServoBus
+
+FAST = ["--scan-wait-ms", "20"]  # a pty answers a broadcast ping in well under a millisecond
+
+
+@pytest.fixture
+def spec():
+    return load_spec()
+
+
+@pytest.fixture
+def make_bus(spec):
+    """``make_bus(**from_spec options)``: the shipped arm (ids 11..15, ideal plant), stopped at teardown."""
+    started = []
+
+    def make(**options):
+        options.setdefault("physics", False)
+        bus = VirtualServoBus.from_spec(spec, **options).start()
+        started.append(bus)
+        return bus
+
+    yield make
+    for bus in started:
+        bus.stop()
+
+
+@pytest.fixture
+def make_servos():
+    """``make_servos((id, baud code, table), ...)``: a bus of loose servos, as on an assembly bench."""
+    started = []
+
+    def make(*servos):
+        plant = IdealPlant([0.0] * max(1, len(servos)))
+        chain = []
+        for i, (servo_id, baud_code, *table) in enumerate(servos):
+            servo = VirtualServo(table[0] if table else XM430_W350, servo_id, plant, i)
+            servo.set("baud_rate", baud_code)
+            chain.append(servo)
+        bus = VirtualServoBus(chain, plant).start()
+        started.append(bus)
+        return bus
+
+    yield make
+    for bus in started:
+        bus.stop()
+
+
+@pytest.fixture
+def cli(capsys):
+    """``cli(*argv)`` -> (exit code, stdout, stderr) of ``pearl-robot`` run in-process."""
+
+    def run(*argv):
+        code = main([str(a) for a in argv])
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run
+
+
+@pytest.fixture
+def doctor(cli):
+    """``doctor(bus, *options)`` -> (exit code, the --json report). The deadlines get 20 ms of margin
+    (``robot=`` overrides): a loaded test machine must not look like a bad cable."""
+
+    def run(bus, *options, robot=None):
+        robot = robot or f"{bus.address}?timeout_margin_ms=20"
+        code, out, err = cli("doctor", "--robot", robot, "--json", *FAST, "--cycles", 50, *options)
+        assert out, err
+        return code, json.loads(out)
+
+    return run
