@@ -3,11 +3,17 @@
 Prints the device path on the first line of standard output (then serves until SIGINT or SIGTERM),
 so a script can start it and connect: ``--robot serial:$(head -1 ...)``, or give ``--link PATH`` and
 use the symlink. Diagnostics go to standard error.
+
+Realistic by default where it matters to a client: every servo keeps the factory Return Delay Time
+(500 us) and listens at the hardware file's baud rate only. ``--adapter-latency-ms 16`` puts a stock
+FTDI/U2D2 USB adapter in front (replies held up to its latency timer); ``--servo-baud-rates`` sets
+other speeds (a client at another speed gets no answer, as when scanning for servos).
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import signal
 import sys
 import threading
@@ -59,6 +65,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="Return Delay Time every servo starts with, in 2 us units (factory default 250)",
     )
+    parser.add_argument(
+        "--adapter-latency-ms",
+        default="0",
+        help="latency timer of the USB-serial adapter the replies come through: whole 62-byte USB packets "
+        "go at once, the rest this long after the last byte (16 = a stock FTDI/U2D2 at its factory latency "
+        "timer; default 0: no adapter delay)",
+    )
+    parser.add_argument(
+        "--servo-baud-rates",
+        default=None,
+        help="baud rate (bps) the servos listen at: one for all or comma-separated per joint "
+        "(default: the hardware file's bus baud rate)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -96,6 +115,34 @@ def _parse_directions(text: str | None, n: int) -> list[int] | None:
     return values
 
 
+def _parse_latency_ms(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0.0 <= value < math.inf:
+        raise ConfigError("--adapter-latency-ms", "<value>", f"expected milliseconds >= 0, got {text!r}")
+    return value
+
+
+def _parse_baud_rates(text: str | None, n: int) -> list[int] | None:
+    from pearl_robot.virtual.bus import baud_register
+
+    if text is None:
+        return None
+    values = _parse_offsets(text, len(text.split(",")), "--servo-baud-rates")
+    if len(values) not in (1, n):
+        raise ConfigError(
+            "--servo-baud-rates", "<value>", f"expected 1 or {n} values (one per joint), got {len(values)}"
+        )
+    for bps in values:
+        try:
+            baud_register(bps)
+        except ValueError as exc:
+            raise ConfigError("--servo-baud-rates", "<value>", str(exc)) from None
+    return values * n if len(values) == 1 else values
+
+
 def run(args: argparse.Namespace) -> int:
     from pearl_robot.robot.spec import load_spec
     from pearl_robot.virtual import VirtualServoBus, parse_faults
@@ -113,6 +160,8 @@ def run(args: argparse.Namespace) -> int:
         hidden_directions=_parse_directions(args.hidden_directions, spec.num_joints),
         sensor_noise_ticks=args.sensor_noise_ticks,
         return_delay_time=args.return_delay_time,
+        servo_baud_rates=_parse_baud_rates(args.servo_baud_rates, spec.num_joints),
+        adapter_latency_ms=_parse_latency_ms(args.adapter_latency_ms),
         faults=faults,
         link=args.link,
     )

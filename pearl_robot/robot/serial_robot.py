@@ -373,12 +373,13 @@ class SerialRobot(Robot):
             self.bus.write(servo_id, table["indirect_address_1"].address, data)
 
     def _retries_within(self, budget_s: float) -> int:
-        """How many retries of the state read fit ``budget_s`` (at most ``retries``)."""
+        """How many retries of the state read fit ``budget_s`` (at most ``retries``, at least one where
+        retries are allowed: a lost packet costs one late cycle rather than a stale state)."""
         address, length = self._state_block
         tx = proto.HEADER_SIZE + 3 + 4 + len(self.ids) + 2
         rx = len(self.ids) * proto.status_packet_size(length)
         attempt = self.bus.timeout_s(tx, rx, len(self.ids))
-        return max(0, min(self.retries, int(budget_s // attempt) - 1))
+        return min(self.retries, max(1, int(budget_s // attempt) - 1))
 
     def _enable(self) -> None:
         self._guard(self._enable_on_bus)

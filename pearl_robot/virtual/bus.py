@@ -5,30 +5,54 @@ Any Protocol 2.0 client opens ``device_path`` (or the ``link`` symlink) like a U
 One thread serves the pty; the plant (``MujocoPlant``) runs its own real-time thread. Status packets
 of one instruction go out in one write, in the order the instruction named the ids, after the sum
 of the answering servos' Return Delay Times (as each servo waits for the one before it) plus any
-injected latency. Faults (``BusFaults``) can be changed while it runs. ``hand`` is the operator's
-hand on the arm (``hand.hold(joint_index, true_position_rad)``, ``hand.release()``): the calibration
-procedure moves joints with torque off, as a person does on the real arm.
+injected latency. A status packet carries the id the instruction was addressed to (after a WRITE of
+a new ID the servo answers at the new id from the next instruction on).
+
+Real hardware behind the port:
+
+- ``UsbAdapter``: replies reach the host as through an FTDI/U2D2 adapter with a latency timer
+  (``adapter_latency_s``; 16 ms is the factory setting): whole 62-byte chunks at once, the rest when
+  the timer expires. The bus keeps receiving meanwhile, so a late reply can overlap the next exchange.
+- Baud rates: each servo hears only instructions sent at its own Baud Rate (8), read from the speed
+  the host set on the port (a speed that cannot be read counts as matching). A new Baud Rate takes
+  effect after its status packet, as on a real servo.
+- Bus Watchdog (98): the serving thread never waits past the next watchdog deadline, so a servo
+  stops within a few milliseconds of it (typically under one; see ``VirtualServo.check_watchdog``).
+
+Faults (``BusFaults``) can be changed while it runs. ``hand`` is the operator's hand on the arm
+(``hand.hold(joint_index, true_position_rad)``, ``hand.release()``): the calibration procedure moves
+joints with torque off, as a person does on the real arm.
 """
 
 from __future__ import annotations
 
+import array
 import collections
 import contextlib
 import errno
+import fcntl
 import os
 import random
 import select
+import termios
 import threading
 import time
 import tty
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
 from pearl_robot.dynamixel import protocol as proto
-from pearl_robot.dynamixel.control_table import SECONDS_PER_RETURN_DELAY_UNIT, control_table
+from pearl_robot.dynamixel.control_table import (
+    BAUD_RATES,
+    SECONDS_PER_RETURN_DELAY_UNIT,
+    ControlTable,
+    control_table,
+)
 from pearl_robot.dynamixel.protocol import BROADCAST_ID, Instruction, PacketParser, Rejected, ResultCode
+from pearl_robot.errors import ConfigError
 from pearl_robot.virtual.faults import BusFaults, ScheduledHardwareError
 from pearl_robot.virtual.plant import Hand, IdealPlant, MujocoPlant, Plant
 from pearl_robot.virtual.servo import VirtualServo
@@ -40,13 +64,97 @@ BUS_STAT_NAMES = (
     "replies_corrupted",  # status packets sent with a damaged CRC
     "crc_errors_received",  # instruction packets with a bad CRC
     "malformed_received",  # bad headers, lying lengths, parameters that do not parse
+    "wrong_baud",  # intact instructions that no servo heard: none listens at the host's speed
+    "watchdog_stops",  # servos stopped by their Bus Watchdog
     "write_overflows",  # replies the client never read (pty buffer full)
 )
-
 
 BROADCAST_ONLY = frozenset(
     {Instruction.SYNC_READ, Instruction.SYNC_WRITE, Instruction.BULK_READ, Instruction.BULK_WRITE}
 )
+POLL_S = 0.05  # longest wait of the serving thread when nothing is due
+USB_CHUNK_BYTES = 62  # payload of a 64-byte full-speed USB packet (an FTDI chip uses 2 for modem status)
+_TCGETS2 = 0x802C542A  # Linux ioctl: struct termios2, whose c_ospeed holds any speed (also BOTHER ones)
+_TERMIOS_SPEEDS = {getattr(termios, f"B{bps}"): bps for bps in BAUD_RATES.values() if hasattr(termios, f"B{bps}")}
+_BAUD_REGISTERS = {bps: value for value, bps in BAUD_RATES.items()}
+
+
+class Reply(NamedTuple):
+    servo: VirtualServo
+    id: int  # the id the status packet carries
+    error: int
+    params: bytes
+
+
+class UsbAdapter:
+    """The host side of a USB-serial adapter (FTDI, U2D2): bytes from the servos wait in its buffer
+    until 62 of them fill a USB packet (those go at once) or until ``latency_s`` after the last byte
+    came in (the latency timer; 0: no buffering). Only the serving thread uses it."""
+
+    def __init__(self, latency_s: float = 0.0) -> None:
+        if not 0.0 <= latency_s < float("inf"):
+            raise ValueError(f"adapter latency must be a finite number of seconds >= 0, got {latency_s}")
+        self.latency_s = latency_s
+        self.release_at: float | None = None  # when the buffered tail goes to the host
+        self._buffer = bytearray()
+
+    def receive(self, data: bytes, now: float) -> bytes:
+        """Take bytes from the servos; return what goes to the host now."""
+        self._buffer += data
+        keep = len(self._buffer) % USB_CHUNK_BYTES if self.latency_s > 0 else 0
+        out = bytes(self._buffer[: len(self._buffer) - keep])
+        del self._buffer[: len(out)]
+        self.release_at = now + self.latency_s if self._buffer else None
+        return out
+
+    def due(self, now: float) -> bytes:
+        """The buffered tail once its latency timer has expired, else nothing."""
+        if self.release_at is None or now < self.release_at:
+            return b""
+        out = bytes(self._buffer)
+        self._buffer.clear()
+        self.release_at = None
+        return out
+
+
+def baud_register(bps: int) -> int:
+    """The Baud Rate (8) value for ``bps``; ValueError for a speed X-series servos do not have."""
+    try:
+        return _BAUD_REGISTERS[bps]
+    except KeyError:
+        known = ", ".join(str(b) for b in BAUD_RATES.values())
+        raise ValueError(f"{bps} bps is not a Dynamixel X-series baud rate (known: {known})") from None
+
+
+def host_baud(fd: int) -> int | None:
+    """The speed the host set on the pty (a master reports its slave's settings); None if unknown."""
+    with contextlib.suppress(OSError):
+        settings = array.array("I", [0] * 11)  # struct termios2: 44 bytes, c_ospeed last
+        fcntl.ioctl(fd, _TCGETS2, settings)
+        if settings[10]:
+            return int(settings[10])
+    with contextlib.suppress(termios.error):
+        return _TERMIOS_SPEEDS.get(termios.tcgetattr(fd)[5])
+    return None
+
+
+def _model_table(spec, index: int, model: str) -> ControlTable:
+    try:
+        return control_table(model)
+    except KeyError as exc:
+        raise ConfigError(spec.source, f"joints[{index}].model", str(exc.args[0])) from None
+
+
+def _baud_registers(spec, servo_baud_rates: Sequence[int] | None) -> list[int]:
+    n = spec.num_joints
+    if servo_baud_rates is None:
+        try:
+            return [baud_register(spec.bus.baudrate)] * n
+        except ValueError as exc:
+            raise ConfigError(spec.source, "bus.baudrate", str(exc)) from None
+    if len(servo_baud_rates) != n:
+        raise ValueError(f"servo_baud_rates needs one value per joint ({n})")
+    return [baud_register(bps) for bps in servo_baud_rates]
 
 
 class VirtualServoBus:
@@ -56,6 +164,7 @@ class VirtualServoBus:
         plant: Plant,
         *,
         faults: BusFaults | None = None,
+        adapter_latency_s: float = 0.0,
         link: str | os.PathLike[str] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -63,6 +172,7 @@ class VirtualServoBus:
         self.plant = plant
         self.hand = Hand(plant, max((s.joint_index for s in self.servos), default=-1) + 1)
         self.faults = (faults or BusFaults()).validate()
+        self.adapter = UsbAdapter(adapter_latency_s)
         self.link = Path(link) if link is not None else None
         self.clock = clock
         self.stats: collections.Counter[str] = collections.Counter({k: 0 for k in BUS_STAT_NAMES})
@@ -93,24 +203,30 @@ class VirtualServoBus:
         hidden_directions: Sequence[int] | None = None,
         sensor_noise_ticks: float = 0.0,
         return_delay_time: int | None = None,
+        servo_baud_rates: Sequence[int] | None = None,
+        adapter_latency_ms: float = 0.0,
         faults: BusFaults | None = None,
         link: str | os.PathLike[str] | None = None,
     ) -> VirtualServoBus:
         """The servos of ``spec`` (ids and models from the YAML). ``physics=False`` uses an
         ``IdealPlant``. ``hidden_*`` are per joint; ``sensor_noise_ticks`` is the std of Gaussian encoder
-        noise; ``return_delay_time`` (2 us units) overrides the
-        factory default of 250 in every servo, as if it had been configured before."""
+        noise; ``return_delay_time`` (2 us units) overrides the factory default of 250 in every servo,
+        as if it had been configured before. Every servo listens at the spec's bus baud rate, or at
+        ``servo_baud_rates`` (bps, per joint). ``adapter_latency_ms``: see ``UsbAdapter``.
+        An unknown model or baud rate in the spec is a ``ConfigError``."""
         n = spec.num_joints
-        start = spec.home_rad if initial_position_rad is None else np.asarray(initial_position_rad, float)
-        plant: Plant = MujocoPlant(spec, dynamics, start) if physics else IdealPlant(start)
+        tables = [_model_table(spec, i, joint.model) for i, joint in enumerate(spec.joints)]
+        bauds = _baud_registers(spec, servo_baud_rates)
         offsets = list(hidden_offsets_ticks) if hidden_offsets_ticks is not None else [0] * n
         directions = list(hidden_directions) if hidden_directions is not None else [1] * n
         if len(offsets) != n or len(directions) != n:
             raise ValueError(f"hidden offsets/directions need one value per joint ({n})")
+        start = spec.home_rad if initial_position_rad is None else np.asarray(initial_position_rad, float)
+        plant: Plant = MujocoPlant(spec, dynamics, start) if physics else IdealPlant(start)
         servos = []
         for i, joint in enumerate(spec.joints):
             servo = VirtualServo(
-                control_table(joint.model),
+                tables[i],
                 joint.servo_id,
                 plant,
                 i,
@@ -119,10 +235,11 @@ class VirtualServoBus:
                 sensor_noise_ticks=sensor_noise_ticks,
                 noise_seed=i,
             )
+            servo.set("baud_rate", bauds[i])
             if return_delay_time is not None:
                 servo.set("return_delay_time", return_delay_time)
             servos.append(servo)
-        return cls(servos, plant, faults=faults, link=link)
+        return cls(servos, plant, faults=faults, adapter_latency_s=adapter_latency_ms / 1000.0, link=link)
 
     # ---- lifecycle ----------------------------------------------------------------------------------
     def start(self) -> VirtualServoBus:
@@ -219,27 +336,44 @@ class VirtualServoBus:
                     self._close_device()
                     return
                 self._apply_scheduled_faults()
-                ready, _, _ = select.select([master, self._wake_r], [], [], 0.05)
+                ready, _, _ = select.select([master, self._wake_r], [], [], self._wait_s())
                 if self._wake_r in ready:
                     with contextlib.suppress(OSError):
                         os.read(self._wake_r, 4096)
-                if master not in ready:
-                    continue
-                try:
-                    data = os.read(master, 65536)
-                except BlockingIOError:
-                    continue
-                except OSError as exc:
-                    if exc.errno == errno.EIO:  # no client side open: wait for one
-                        time.sleep(0.01)
-                        continue
-                    raise
-                self._parser.feed(data)
-                while (item := self._parser.next()) is not None and not self._stop.is_set():
-                    self._handle(item)
+                if master in ready:  # first: bytes waiting in the pty came before a deadline that just passed
+                    self._receive(master)
+                self._run_timers()
         finally:
             if self._vanish_requested.is_set() or self._vanish_due():
                 self._close_device()
+
+    def _wait_s(self) -> float:
+        """How long the serving thread may wait: until the next watchdog or adapter deadline."""
+        deadlines = [s.watchdog_deadline() for s in self.servos]
+        deadlines.append(self.adapter.release_at)
+        due = min((d for d in deadlines if d is not None), default=None)
+        return POLL_S if due is None else min(POLL_S, max(0.0, due - self.clock()))
+
+    def _run_timers(self) -> None:
+        with self._lock:
+            now = self.clock()
+            self.stats["watchdog_stops"] += sum(s.check_watchdog(now) for s in self.servos)
+            self._deliver(self.adapter.due(now))
+
+    def _receive(self, master: int) -> None:
+        try:
+            data = os.read(master, 65536)
+        except BlockingIOError:
+            return
+        except OSError as exc:
+            if exc.errno == errno.EIO:  # no client side open: wait for one
+                time.sleep(min(0.01, self._wait_s()))
+                return
+            raise
+        speed = host_baud(master)
+        self._parser.feed(data)
+        while (item := self._parser.next()) is not None and not self._stop.is_set():
+            self._handle(item, speed)
 
     def _vanish_due(self) -> bool:
         after = self.faults.vanish_after_s
@@ -266,25 +400,33 @@ class VirtualServoBus:
                 self.inject_hardware_error(event.servo_id, event.bits)
 
     # ---- dispatch -------------------------------------------------------------------------------------
-    def _by_id(self) -> dict[int, VirtualServo]:
-        return {s.id: s for s in self.servos}
+    def _listening(self, speed: int | None) -> dict[int, VirtualServo]:
+        """The servos that hear bytes sent at ``speed`` (None: unknown, all of them), by id."""
+        return {s.id: s for s in self.servos if speed is None or s.baud_bps == speed}
 
-    def _handle(self, item: proto.Packet | Rejected) -> None:
+    def _handle(self, item: proto.Packet | Rejected, speed: int | None) -> None:
         with self._lock:
+            servos = self._listening(speed)
             if isinstance(item, Rejected):
                 if item.reason == "crc":
                     self.stats["crc_errors_received"] += 1
-                    servo = self._by_id().get(item.id) if item.id is not None else None
+                    servo = servos.get(item.id) if item.id is not None else None
                     if servo is not None:  # the addressed servo says the packet arrived damaged
-                        self._send([(servo, servo.status_error(ResultCode.CRC_ERROR), b"")])
+                        self._send([Reply(servo, servo.id, servo.status_error(ResultCode.CRC_ERROR), b"")])
                 else:
                     self.stats["malformed_received"] += 1
                 return
             if item.is_status:
                 return  # another device's answer (or our own echo): not for us
             self.stats["instructions"] += 1
+            if not servos and self.servos:
+                self.stats["wrong_baud"] += 1
+            now = self.clock()
+            for servo in servos.values():
+                if item.id in (servo.id, BROADCAST_ID):
+                    servo.heard(now)
             try:
-                replies, after = self._dispatch(item)
+                replies, after = self._dispatch(item, servos)
             except proto.ProtocolError:
                 self.stats["malformed_received"] += 1
                 return
@@ -292,32 +434,33 @@ class VirtualServoBus:
             for action in after:
                 action()
 
-    def _dispatch(self, packet: proto.Packet) -> tuple[list[tuple[VirtualServo, int, bytes]], list[Callable[[], None]]]:
-        servos = self._by_id()
+    def _dispatch(
+        self, packet: proto.Packet, servos: dict[int, VirtualServo]
+    ) -> tuple[list[Reply], list[Callable[[], None]]]:
         instruction = packet.instruction
-        replies: list[tuple[VirtualServo, int, bytes]] = []
+        replies: list[Reply] = []
         after: list[Callable[[], None]] = []
         if packet.id != BROADCAST_ID:
             servo = servos.get(packet.id)
             if servo is None:
                 return replies, after
             if instruction in BROADCAST_ONLY:
-                replies.append((servo, servo.status_error(ResultCode.INSTRUCTION_ERROR), b""))
+                replies.append(Reply(servo, packet.id, servo.status_error(ResultCode.INSTRUCTION_ERROR), b""))
                 return replies, after
             if instruction == Instruction.REBOOT:
-                replies.append((servo, servo.status_error(), b""))
+                replies.append(Reply(servo, packet.id, servo.status_error(), b""))
                 after.append(servo.reboot)
                 return replies, after
             answer = servo.handle(packet, broadcast=False)
             if answer is not None:
-                replies.append((servo, *answer))
+                replies.append(Reply(servo, packet.id, *answer))
             return replies, after
 
         if instruction == Instruction.PING:
             for servo in sorted(servos.values(), key=lambda s: s.id):
                 answer = servo.handle(packet, broadcast=True)
                 if answer is not None:
-                    replies.append((servo, *answer))
+                    replies.append(Reply(servo, servo.id, *answer))
         elif instruction == Instruction.SYNC_READ:
             address, length, ids = proto.parse_sync_read_params(packet.params)
             replies += self._reads(servos, ((i, address, length) for i in ids))
@@ -340,29 +483,27 @@ class VirtualServoBus:
         return replies, after
 
     @staticmethod
-    def _reads(
-        servos: dict[int, VirtualServo], requests: Iterable[tuple[int, int, int]]
-    ) -> list[tuple[VirtualServo, int, bytes]]:
+    def _reads(servos: dict[int, VirtualServo], requests: Iterable[tuple[int, int, int]]) -> list[Reply]:
         out = []
         for servo_id, address, length in requests:
             servo = servos.get(servo_id)
             if servo is None or servo.get("status_return_level") < 1:
                 continue
             result, data = servo.read_range(address, length)
-            out.append((servo, servo.status_error(result), data))
+            out.append(Reply(servo, servo_id, servo.status_error(result), data))
         return out
 
-    def _send(self, replies: list[tuple[VirtualServo, int, bytes]]) -> None:
+    def _send(self, replies: list[Reply]) -> None:
         if not replies:
             return
         out = bytearray()
         delay = self.faults.reply_latency_s
-        for servo, error, params in replies:
-            delay += servo.get("return_delay_time") * SECONDS_PER_RETURN_DELAY_UNIT
+        for reply in replies:
+            delay += reply.servo.get("return_delay_time") * SECONDS_PER_RETURN_DELAY_UNIT
             if self.faults.drop_rate and self._rng.random() < self.faults.drop_rate:
                 self.stats["replies_dropped"] += 1
                 continue
-            packet = proto.encode_status(servo.id, error, params)
+            packet = proto.encode_status(reply.id, reply.error, reply.params)
             if self.faults.corrupt_rate and self._rng.random() < self.faults.corrupt_rate:
                 packet = packet[:-1] + bytes((packet[-1] ^ self._rng.randint(1, 255),))
                 self.stats["replies_corrupted"] += 1
@@ -371,9 +512,10 @@ class VirtualServoBus:
         if delay > 0:
             self._stop.wait(delay)
         if out:
-            self._write_all(bytes(out))
+            self._deliver(self.adapter.receive(bytes(out), self.clock()))
 
-    def _write_all(self, data: bytes) -> None:
+    def _deliver(self, data: bytes) -> None:
+        """Write to the host's side of the pty what the adapter hands over."""
         view = memoryview(data)
         while view and self._master is not None:
             try:

@@ -12,6 +12,13 @@ all or nothing):
   Limit in Position Control Mode, Goal Velocity/Current/PWM beyond their limits);
 - Result Fail: Torque Enable after a shutdown (only a REBOOT clears it).
 
+Bus Watchdog (98), as the e-manual describes it: while Torque Enable is 1 and the watchdog is set
+(1-127, 20 ms units), a servo that hears no instruction packet (to its id or the broadcast id) for
+longer than that stops: it holds where it is (Profile Acceleration/Velocity applied as 0) and Bus
+Watchdog reads -1. Torque stays on. While it is -1 the Goal Values (PWM, Current, Velocity, Position)
+are read-only (a write is a Data Range Error) and only writing 0 clears it. The bus calls ``heard``
+for every instruction the servo receives and ``check_watchdog`` on time.
+
 Indirect Address/Data items work: Indirect Data N reads and writes the byte at Indirect Address N.
 
 Position mapping, from the plant's joint angle q to what the servo reports::
@@ -35,6 +42,7 @@ import numpy as np
 from pearl_robot.dynamixel import protocol as proto
 from pearl_robot.dynamixel.control_table import (
     AMPS_PER_CURRENT_UNIT,
+    BAUD_RATES,
     CENTER_TICKS,
     POSITION_MODES,
     RAD_PER_TICK,
@@ -47,6 +55,8 @@ from pearl_robot.dynamixel.control_table import (
 from pearl_robot.dynamixel.protocol import Instruction, ResultCode
 from pearl_robot.virtual.plant import Plant
 
+GOAL_VALUES = frozenset({"goal_pwm", "goal_current", "goal_velocity", "goal_position"})
+WATCHDOG_FIRED = -1  # Bus Watchdog (98) after it stopped the servo
 GOAL_LIMITS = (("goal_velocity", "velocity_limit"), ("goal_current", "current_limit"), ("goal_pwm", "pwm_limit"))
 _REVERSE = int(DriveMode.REVERSE)
 _TORQUE_ON_BY_GOAL_UPDATE = int(DriveMode.TORQUE_ON_BY_GOAL_UPDATE)
@@ -81,6 +91,7 @@ class VirtualServo:
         self.input_voltage = PRESENT_INPUT_VOLTAGE  # 0.1 V units
         self.temperature = PRESENT_TEMPERATURE  # deg C
         self._t0 = clock()
+        self._heard_at = clock()  # when the last instruction packet for this servo arrived
         self.memory = bytearray(table.size)
         # name -> (struct, address, lowest, highest raw value): register access without dict/bytes churn
         self._codec: dict[str, tuple[struct.Struct, int, int, int]] = {}
@@ -133,6 +144,11 @@ class VirtualServo:
     @property
     def torque_on(self) -> bool:
         return bool(self.get("torque_enable"))
+
+    @property
+    def baud_bps(self) -> int:
+        """The speed this servo listens and answers at (Baud Rate, 8)."""
+        return BAUD_RATES[self.get("baud_rate")]
 
     @property
     def alert(self) -> bool:
@@ -227,6 +243,30 @@ class VirtualServo:
     def shut_down(self) -> bool:
         return bool(self.get("hardware_error_status") & self.get("shutdown"))
 
+    # ---- Bus Watchdog ---------------------------------------------------------------------------------
+    def heard(self, now: float) -> None:
+        """An instruction packet for this servo (its id or broadcast) arrived at ``now``."""
+        self._heard_at = now
+
+    def watchdog_deadline(self) -> float | None:
+        """When the Bus Watchdog stops the servo unless an instruction comes first (None: not armed)."""
+        units = self.get("bus_watchdog")
+        if units <= 0 or not self.torque_on:
+            return None
+        return self._heard_at + units * self.table["bus_watchdog"].scale
+
+    def check_watchdog(self, now: float) -> bool:
+        """Stop the servo if the interval since the last instruction exceeded the watchdog; True if it did."""
+        deadline = self.watchdog_deadline()
+        if deadline is None or now <= deadline:
+            return False
+        self.set("bus_watchdog", WATCHDOG_FIRED)
+        self.plant.set_profile_velocity(self.joint_index, None)  # Profile Acceleration/Velocity applied as 0
+        self.refresh()
+        self.plant.set_goal(self.joint_index, self.plant.joint_state(self.joint_index)[0])
+        self.set("position_trajectory", self.get("present_position"))
+        return True
+
     # ---- reads and writes ---------------------------------------------------------------------------
     def read_range(self, address: int, length: int) -> tuple[int, bytes]:
         end = address + length
@@ -282,6 +322,8 @@ class VirtualServo:
                 return ResultCode.DATA_RANGE_ERROR, new, touched
         if "operating_mode" in values and values["operating_mode"] not in (0, 1, 3, 4, 5, 16):
             return ResultCode.DATA_RANGE_ERROR, new, touched
+        if self.get("bus_watchdog") == WATCHDOG_FIRED and (GOAL_VALUES & touched.keys() or values.get("bus_watchdog")):
+            return ResultCode.DATA_RANGE_ERROR, new, touched  # goals read-only; only 0 clears the error
         result = self._check_limits(new, values)
         if result != ResultCode.OK:
             return result, new, touched
@@ -315,7 +357,7 @@ class VirtualServo:
 
     def _apply(self, touched: dict[str, Field]) -> None:
         """Side effects of the items just written."""
-        if "profile_velocity" in touched:
+        if "profile_velocity" in touched or "bus_watchdog" in touched:  # a cleared watchdog: the profile again
             units = self.get("profile_velocity")
             self.plant.set_profile_velocity(self.joint_index, units * RAD_S_PER_VELOCITY_UNIT or None)
         goal_written = "goal_position" in touched

@@ -48,7 +48,8 @@ def make_client():
 @pytest.fixture
 def emanual_bus():
     """Two XM430-W210 (firmware 38) with ids 1 and 2 holding the e-manual's example values:
-    Present Position 166 and 2079, input voltage 11.9 V, temperature 36 C."""
+    Present Position 166 and 2079, input voltage 11.9 V, temperature 36 C, both at 1 Mbps (Baud Rate 3;
+    a VirtualServo starts at the factory 57600)."""
     table = dataclasses.replace(XM430_W210, firmware_version=38)
     plant = IdealPlant([0.0, 0.0])
     servos = [
@@ -57,6 +58,7 @@ def emanual_bus():
     ]
     for servo in servos:
         servo.set("return_delay_time", 0)
+        servo.set("baud_rate", 3)
         servo.input_voltage, servo.temperature = 119, 36
     bus = VirtualServoBus(servos, plant).start()
     yield bus

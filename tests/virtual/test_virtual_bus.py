@@ -75,6 +75,9 @@ def test_emanual_exchanges_are_byte_exact(emanual_bus, raw_port):
         assert exchange(port, h(request), len(h(reply))) == h(reply), request
         if request.endswith("05 02 CE"):
             assert servo1.get("registered_instruction") == 0 and servo1.get("goal_velocity") == 200
+        if request.endswith("06 01 A1 E6"):  # FACTORY RESET keeping only the id: back to 57600 bps
+            assert servo1.baud_bps == 57_600
+            port.baudrate = 57_600
     assert emanual_bus.stats["instructions"] == len(EMANUAL_EXCHANGES)
 
 
