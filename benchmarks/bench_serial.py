@@ -2,7 +2,9 @@
 
 Checks the issue's targets: one control-cycle transaction (SYNC READ + SYNC WRITE, all joints) within
 2x a raw pty exchange of the same bytes, and a 200-cycle episode with 1% of the status packets
-corrupted that finishes without a safe stop with every corruption counted. Exits 1 if a target is missed.
+corrupted that finishes without a safe stop with every corruption counted, and the late_replies scenario
+(a 16 ms stock adapter): no stale state without a flag, no EEPROM write when the values are set. Exits 1
+if a target is missed.
 """
 
 import sys
