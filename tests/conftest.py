@@ -12,3 +12,21 @@ torch.set_num_threads(1)
 def backend(request) -> str:
     """The in-process backends every safety and lifecycle rule is checked on."""
     return request.param
+
+
+@pytest.fixture
+def start_virtual_bus():
+    """``start_virtual_bus(spec, **from_spec options)``: a started virtual servo bus on a pty, stopped at
+    teardown (every test that starts one leaves no pty or thread behind)."""
+    from pearl_robot.virtual import VirtualServoBus
+
+    started = []
+
+    def start(spec, **options):
+        bus = VirtualServoBus.from_spec(spec, **options).start()
+        started.append(bus)
+        return bus
+
+    yield start
+    for bus in started:
+        bus.stop()

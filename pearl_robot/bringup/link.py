@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from pearl_robot.dynamixel.bus import CommError, DynamixelBus, ServoError
 from pearl_robot.dynamixel.control_table import BAUD_RATES
-from pearl_robot.errors import UnknownRobotError
+from pearl_robot.errors import PearlRobotError, UnknownRobotError
 from pearl_robot.robot.registry import parse_robot_name, split_options
 from pearl_robot.robot.spec import RobotSpec
 
@@ -99,3 +99,22 @@ def scan(
                             found[servo_id] = bus.ping(servo_id)[:2]
             results.append(ScanResult(baud, dict(sorted(found.items())), bus.stats["crc_errors"]))
     return results
+
+
+def add_scan_wait_argument(parser) -> None:
+    """``--scan-wait-ms``, the same on every bring-up command."""
+    parser.add_argument(
+        "--scan-wait-ms",
+        type=float,
+        default=None,
+        help="how long to collect broadcast-ping answers at each baud rate (default: enough for all 253 ids)",
+    )
+
+
+def scan_wait_s(args) -> float | None:
+    """``--scan-wait-ms`` in seconds (None: the bus's default); a one-line error when not > 0."""
+    if args.scan_wait_ms is None:
+        return None
+    if args.scan_wait_ms <= 0:
+        raise PearlRobotError("--scan-wait-ms must be > 0")
+    return args.scan_wait_ms / 1e3

@@ -19,7 +19,7 @@ import argparse
 import json
 
 from pearl_robot.bringup.doctor import Doctor, DoctorSettings
-from pearl_robot.bringup.link import Link
+from pearl_robot.bringup.link import Link, add_scan_wait_argument, scan_wait_s
 from pearl_robot.bringup.prompt import terminal_confirm
 from pearl_robot.bringup.report import render
 from pearl_robot.cli.main import add_robot_arguments
@@ -42,26 +42,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--pings", type=int, default=20, help="pings per servo for the round trip (default %(default)s)"
     )
-    parser.add_argument(
-        "--scan-wait-ms",
-        type=float,
-        default=None,
-        help="how long to collect broadcast-ping answers at each baud rate (default: enough for all 253 ids)",
-    )
+    add_scan_wait_argument(parser)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     if args.cycles < 1 or args.pings < 1:
         raise PearlRobotError("--cycles and --pings must be >= 1")
-    if args.scan_wait_ms is not None and args.scan_wait_ms <= 0:
-        raise PearlRobotError("--scan-wait-ms must be > 0")
     spec = load_spec(args.hardware)
     link = Link.from_robot(args.robot, spec)
     settings = DoctorSettings(
         cycles=args.cycles,
         pings=args.pings,
-        scan_wait_s=None if args.scan_wait_ms is None else args.scan_wait_ms / 1000,
+        scan_wait_s=scan_wait_s(args),
         fix=args.fix,
     )
     report = Doctor(link, spec, settings, terminal_confirm(args.yes)).run()

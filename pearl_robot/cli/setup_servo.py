@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import argparse
 
-from pearl_robot.bringup.link import Link
+from pearl_robot.bringup.link import Link, add_scan_wait_argument, scan_wait_s
 from pearl_robot.bringup.prompt import terminal_confirm
 from pearl_robot.bringup.setup_servo import check_target, setup_servo
 from pearl_robot.cli.main import add_robot_arguments
-from pearl_robot.errors import PearlRobotError
 from pearl_robot.robot.spec import load_spec
 
 
@@ -29,12 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--id", type=int, required=True, help="the id to give it (0..252)")
     parser.add_argument("--baud", type=int, default=None, help="the baud rate to give it (default: the YAML's)")
     parser.add_argument("--yes", action="store_true", help="write without asking")
-    parser.add_argument(
-        "--scan-wait-ms",
-        type=float,
-        default=None,
-        help="how long to collect broadcast-ping answers at each baud rate (default: enough for all 253 ids)",
-    )
+    add_scan_wait_argument(parser)
     parser.set_defaults(func=run)
 
 
@@ -42,8 +36,6 @@ def run(args: argparse.Namespace) -> int:
     spec = load_spec(args.hardware)
     baud = spec.bus.baudrate if args.baud is None else args.baud
     check_target(args.id, baud)
-    if args.scan_wait_ms is not None and args.scan_wait_ms <= 0:
-        raise PearlRobotError("--scan-wait-ms must be > 0")
     link = Link.from_robot(args.robot, spec)
     result = setup_servo(
         link,
@@ -51,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
         baud,
         confirm=terminal_confirm(args.yes),
         spec=spec,
-        scan_wait_s=None if args.scan_wait_ms is None else args.scan_wait_ms / 1000,
+        scan_wait_s=scan_wait_s(args),
     )
     print(f"found {result.model} (firmware {result.firmware}) as id {result.old_id} at {result.old_baud}")
     for change in result.changes:

@@ -18,19 +18,9 @@ def spec():
 
 
 @pytest.fixture
-def make_bus(spec):
+def make_bus(spec, start_virtual_bus):
     """``make_bus(**from_spec options)``: the shipped arm (ids 11..15, ideal plant), stopped at teardown."""
-    started = []
-
-    def make(**options):
-        options.setdefault("physics", False)
-        bus = VirtualServoBus.from_spec(spec, **options).start()
-        started.append(bus)
-        return bus
-
-    yield make
-    for bus in started:
-        bus.stop()
+    return lambda **options: start_virtual_bus(spec, **{"physics": False, **options})
 
 
 @pytest.fixture

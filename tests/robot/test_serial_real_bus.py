@@ -19,7 +19,6 @@ from pearl_robot.calibrate.model import Calibration
 from pearl_robot.errors import RobotFault
 from pearl_robot.robot.serial_robot import SerialRobot
 from pearl_robot.robot.spec import load_spec
-from pearl_robot.virtual import VirtualServoBus
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -30,17 +29,8 @@ def spec():
 
 
 @pytest.fixture
-def make_bus(spec):
-    buses = []
-
-    def make(**options):
-        bus = VirtualServoBus.from_spec(spec, **options).start()
-        buses.append(bus)
-        return bus
-
-    yield make
-    for bus in buses:
-        bus.stop()
+def make_bus(spec, start_virtual_bus):
+    return lambda **options: start_virtual_bus(spec, **options)
 
 
 def test_a_stock_adapter_gives_no_stale_state_without_a_flag_and_no_needless_eeprom_write(spec):

@@ -32,17 +32,8 @@ def spec():
 
 
 @pytest.fixture
-def make_bus(spec):
-    buses = []
-
-    def make(**options):
-        bus = VirtualServoBus.from_spec(spec, **options).start()
-        buses.append(bus)
-        return bus
-
-    yield make
-    for bus in buses:
-        bus.stop()
+def make_bus(spec, start_virtual_bus):
+    return lambda **options: start_virtual_bus(spec, **options)
 
 
 @pytest.fixture

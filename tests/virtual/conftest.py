@@ -16,18 +16,9 @@ def spec():
 
 
 @pytest.fixture
-def make_bus(spec):
+def make_bus(spec, start_virtual_bus):
     """``make_bus(**from_spec options)``: a started bus on the shipped arm, stopped at teardown."""
-    started = []
-
-    def make(**options):
-        bus = VirtualServoBus.from_spec(spec, **options).start()
-        started.append(bus)
-        return bus
-
-    yield make
-    for bus in started:
-        bus.stop()
+    return lambda **options: start_virtual_bus(spec, **options)
 
 
 @pytest.fixture
