@@ -67,21 +67,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 ECHO_SCRIPT = """
 import os, select, signal, sys, tty
 request, trailer = int(sys.argv[1]), int(sys.argv[3])
-reply = bytes.fromhex(sys.argv[2]) if not sys.argv[2].isdigit() else bytes(int(sys.argv[2]))
+# one reply, or several (comma-separated hex) answered in turn
+replies = [bytes.fromhex(r) for r in sys.argv[2].split(",")] if not sys.argv[2].isdigit() else [bytes(int(sys.argv[2]))]
 master, slave = os.openpty()
 tty.setraw(slave)
 print(os.ttyname(slave), flush=True)
 signal.signal(signal.SIGTERM, lambda *a: sys.exit(0))
-answer = reply
 cycle = request + trailer
 received = 0
+answered = 0
 while True:
     select.select([master], [], [])
     before = received
     received += len(os.read(master, 65536))
     for k in range(before // cycle, received // cycle + 1):
         if before < k * cycle + request <= received:
-            os.write(master, answer)
+            os.write(master, replies[answered % len(replies)])
+            answered += 1
 """
 
 
@@ -180,8 +182,13 @@ def measure_transaction(spec, hardware: str | None, cycles: int, block: int, gap
             # the same robot, its port moved to a device that answers at once with valid status packets:
             # what our client stack costs without the Python device model behind the pty
             block = bytes((2, robot.bus_watchdog_units)) + proto.to_bytes(0, 2) + proto.to_bytes(0, 4)
-            replies = b"".join(proto.encode_status(i, 0, block + proto.to_bytes(2048, 4)) for i in ids)
-            replay = _Device([sys.executable, "-c", ECHO_SCRIPT, str(len(tx_read)), replies.hex(), str(len(tx_write))])
+            block += proto.to_bytes(2048, 4)
+            # the robot's state reads alternate between the block and one byte more: answer both in turn
+            replies = [b"".join(proto.encode_status(i, 0, block + pad) for i in ids) for pad in (b"", b"\x02")]
+            if robot._read_parity == 0:  # the next read is the long one
+                replies.reverse()
+            hexes = ",".join(r.hex() for r in replies)
+            replay = _Device([sys.executable, "-c", ECHO_SCRIPT, str(len(tx_read)), hexes, str(len(tx_write))])
             own_transport = robot.bus.transport
             robot.bus.transport = SerialTransport(replay.path, spec.bus.baudrate)
             client: list[float] = []

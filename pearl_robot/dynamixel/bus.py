@@ -377,7 +377,9 @@ class DynamixelBus:
             return  # our instruction was damaged on the way: ask again
         size = expect[item.id]
         if not result and size is not None and len(item.params) != size:
-            self.stats["unexpected"] += 1  # a status packet for some other instruction
+            # the answer to some other instruction, so to an earlier one: late (the state read alternates
+            # its length so that a late answer to the previous read lands here)
+            self.stats["late_replies"] += 1
             return
         if result:
             self.stats["status_errors"] += 1

@@ -177,8 +177,12 @@ class SerialRobot(Robot):
         self._state_items = [state_items(t, read_effort) for t in self.tables]
         self._state_structs = [_packed_struct(items) for items in self._state_items]
         size = self._state_structs[0].size
-        # one SYNC READ of Indirect Data 1.. on every servo (every X-series model has it there)
+        # one SYNC READ of Indirect Data 1.. on every servo (every X-series model has it there); the
+        # block is mapped one byte longer than it needs, and consecutive reads alternate between the
+        # two lengths: a late answer to the previous read has the other size, so it cannot pass for
+        # the answer to this one (a one-bit sequence number Protocol 2.0 lacks)
         self._state_block: tuple[int, int] = (self.tables[0]["indirect_data_1"].address, size)
+        self._read_parity = 0
         self._goal_item = self.tables[0]["goal_position"]  # the same address on every X-series model
         self._read_retries = retries
         self._stale_streak = 0
@@ -367,9 +371,11 @@ class SerialRobot(Robot):
             self._ensure(servo_id, item, 0)
 
     def _map_state_block(self) -> None:
-        """Point Indirect Address 1.. of every servo at the state items (RAM: again after a reboot)."""
+        """Point Indirect Address 1.. of every servo at the state items, plus one byte for the long
+        variant of the read (RAM: again after a reboot)."""
         for servo_id, table, items in zip(self.ids, self.tables, self._state_items):
-            data = b"".join(proto.u16(a) for a in indirect_addresses(items))
+            addresses = indirect_addresses(items)
+            data = b"".join(proto.u16(a) for a in [*addresses, addresses[0]])
             self.bus.write(servo_id, table["indirect_address_1"].address, data)
 
     def _retries_within(self, budget_s: float) -> int:
@@ -453,7 +459,7 @@ class SerialRobot(Robot):
     def _read_state(self) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, list[Fault]]:
         """One state read; joints whose fresh answer did not come keep their last values, flagged."""
         try:
-            replies = self.bus.sync_read(*self._state_block, self.ids, retries=self._read_retries)
+            replies = self.bus.sync_read(*self._next_state_block(), self.ids, retries=self._read_retries)
         except CommError as exc:
             if self._last_read is None or self._stale_streak + 1 >= STALE_READS_BEFORE_FAULT:
                 raise
@@ -473,8 +479,14 @@ class SerialRobot(Robot):
 
     def _read_ticks(self) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         """A fresh state read (no stale fallback): connect, enable and the fault paths use it."""
-        ticks, velocity, effort, _ = self._decode(self.bus.sync_read(*self._state_block, self.ids))
+        ticks, velocity, effort, _ = self._decode(self.bus.sync_read(*self._next_state_block(), self.ids))
         return ticks, velocity, effort
+
+    def _next_state_block(self) -> tuple[int, int]:
+        """(address, length) of this read: the length alternates between the block and one byte more."""
+        address, length = self._state_block
+        self._read_parity ^= 1
+        return address, length + self._read_parity
 
     def _decode(self, replies: dict[int, proto.Packet]) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, list]:
         """Ticks, velocity, effort of every joint (the last values for ids not in ``replies``) and the

@@ -137,3 +137,19 @@ def test_ensure_value_writes_eeprom_only_when_it_differs_and_never_twice():
     assert writes == [(9, b"\x00")]  # written once, confirmed by the read-back
     assert bus.ensure_value(11, item, 0) is False
     assert writes == [(9, b"\x00")] and bus.stats["eeprom_writes"] == 1
+
+
+def test_an_answer_of_the_other_size_is_late_not_the_answer():
+    """SerialRobot alternates its state read's length: the late answer to the previous read has the
+    other size and is counted late, even when it lands inside this read's window."""
+    def answer(packet):
+        address, length = proto.parse_sync_read_params(packet.params)[:2]
+        return proto.encode_status(11, 0, bytes([length]) * length)
+
+    t = LateTransport(answer, [0.006, 0.003])  # the first answer lands inside the second read's window, first
+    bus = DynamixelBus(t, clock=t.clock, return_delay_us=0, retries=0, latency_timer_ms=1.0, timeout_margin_ms=2.0)
+    with pytest.raises(CommError):
+        bus.sync_read(224, 12, [11])
+    bus._owed, bus._owed_until = 0, 0.0  # as if the settle window had passed without the late reply
+    assert bus.sync_read(224, 13, [11])[11].params == bytes([13]) * 13
+    assert bus.stats["late_replies"] == 1
