@@ -181,12 +181,23 @@ def measure_transaction(spec, hardware: str | None, cycles: int, block: int, gap
                     _pause(gap_s)
             # the same robot, its port moved to a device that answers at once with valid status packets:
             # what our client stack costs without the Python device model behind the pty
-            block = bytes((2, robot.bus_watchdog_units)) + proto.to_bytes(0, 2) + proto.to_bytes(0, 4)
-            block += proto.to_bytes(2048, 4)
-            # the robot's state reads alternate between the block and one byte more: answer both in turn
-            replies = [b"".join(proto.encode_status(i, 0, block + pad) for i in ids) for pad in (b"", b"\x02")]
-            if robot._read_parity == 0:  # the next read is the long one
-                replies.reverse()
+            # status packets as the servos send them, each with its Realtime Tick 1 s later than the last
+            # (SerialRobot checks that a reply was sampled after its instruction went out)
+            replies = [
+                b"".join(
+                    proto.encode_status(
+                        i,
+                        0,
+                        bytes((2, robot.bus_watchdog_units))
+                        + proto.to_bytes(1000 * k % 32768, 2)
+                        + proto.to_bytes(0, 2)
+                        + proto.to_bytes(0, 4)
+                        + proto.to_bytes(2048, 4),
+                    )
+                    for i in ids
+                )
+                for k in range(1, 33)
+            ]
             hexes = ",".join(r.hex() for r in replies)
             replay = _Device([sys.executable, "-c", ECHO_SCRIPT, str(len(tx_read)), hexes, str(len(tx_write))])
             own_transport = robot.bus.transport

@@ -243,6 +243,7 @@ class DynamixelBus:
         self.clock = clock
         self.stats: collections.Counter[str] = collections.Counter({k: 0 for k in STAT_NAMES})
         self.last_sent_at: float | None = None
+        self.transaction_sent_at: float | None = None  # when the first attempt of the last call went out
         self.last_reply_at: float | None = None
         self.last_lateness_s: float | None = None  # how late the latest late reply was, after its send
         self._parser = PacketParser()
@@ -327,6 +328,8 @@ class DynamixelBus:
             self._settle()
         self.transport.write(packet)
         self.last_sent_at = sent_at = self.clock()
+        if settle:
+            self.transaction_sent_at = sent_at
         self.stats["transactions"] += 1
         if not expect:
             return {}
@@ -377,8 +380,7 @@ class DynamixelBus:
             return  # our instruction was damaged on the way: ask again
         size = expect[item.id]
         if not result and size is not None and len(item.params) != size:
-            # the answer to some other instruction, so to an earlier one: late (the state read alternates
-            # its length so that a late answer to the previous read lands here)
+            # the answer to some other instruction, so to an earlier one: late
             self.stats["late_replies"] += 1
             return
         if result:

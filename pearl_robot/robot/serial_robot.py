@@ -1,10 +1,10 @@
 """SerialRobot: an arm of Dynamixel X-series servos on one Protocol 2.0 bus (``serial:DEVICE``).
 
 Per control cycle exactly one bus transaction each way: ``read()`` is one SYNC READ of an indirect
-block every servo is given at connect (Status Return Level, Bus Watchdog, present current or load, velocity and
-position: 12 bytes at Indirect Data 1), ``write()`` one SYNC WRITE of Goal Position (116). This
-backend works in *raw* angles, the servo's own (its horn may be mounted at any angle, turning either
-way)::
+block every servo is given at connect (Status Return Level, Bus Watchdog, Realtime Tick, present
+current or load, velocity and position: 14 bytes at Indirect Data 1), ``write()`` one SYNC WRITE of
+Goal Position (116). This backend works in *raw* angles, the servo's own (its horn may be mounted at
+any angle, turning either way)::
 
     raw_rad = (ticks - 2048) * 2*pi/4096
 
@@ -76,6 +76,8 @@ log = logging.getLogger(__name__)
 STALE_READS_BEFORE_FAULT = 5  # state reads in a row without a fresh answer before the bus counts as lost
 BUS_WATCHDOG_UNIT_S = 0.020
 BUS_WATCHDOG_FIRED = -1
+REALTIME_TICK_WRAP_MS = 32768
+REALTIME_TICK_TOLERANCE_MS = 2.0  # 1 ms resolution, truncated, on either side
 # Transport lateness beyond this share of the control period leaves no room for a cycle: refused.
 MAX_LATENESS_SHARE = 0.6
 
@@ -92,11 +94,11 @@ FAULT_KINDS = {
 def state_items(table: ControlTable, read_effort: bool) -> list[Field]:
     """The items one state read covers, in the order the indirect block holds them: Status Return
     Level (2 once configured; a servo that restarted lost its indirect map and reads 0 there), Bus
-    Watchdog (-1 once it fired), present current (or load on models without current sensing),
-    velocity and position."""
-    names = ["status_return_level", "bus_watchdog", "present_velocity", "present_position"]
+    Watchdog (-1 once it fired), Realtime Tick (when the servo sampled the reply, see ``_is_fresh``),
+    present current (or load on models without current sensing), velocity and position."""
+    names = ["status_return_level", "bus_watchdog", "realtime_tick", "present_velocity", "present_position"]
     if read_effort:
-        names.insert(2, "present_current" if "present_current" in table else "present_load")
+        names.insert(3, "present_current" if "present_current" in table else "present_load")
     return [table[n] for n in names]
 
 
@@ -177,12 +179,9 @@ class SerialRobot(Robot):
         self._state_items = [state_items(t, read_effort) for t in self.tables]
         self._state_structs = [_packed_struct(items) for items in self._state_items]
         size = self._state_structs[0].size
-        # one SYNC READ of Indirect Data 1.. on every servo (every X-series model has it there); the
-        # block is mapped one byte longer than it needs, and consecutive reads alternate between the
-        # two lengths: a late answer to the previous read has the other size, so it cannot pass for
-        # the answer to this one (a one-bit sequence number Protocol 2.0 lacks)
+        # one SYNC READ of Indirect Data 1.. on every servo (every X-series model has it there)
         self._state_block: tuple[int, int] = (self.tables[0]["indirect_data_1"].address, size)
-        self._read_parity = 0
+        self._servo_ms: list[int | None] = [None] * spec.num_joints  # Realtime Tick of each last fresh reply
         self._goal_item = self.tables[0]["goal_position"]  # the same address on every X-series model
         self._read_retries = retries
         self._stale_streak = 0
@@ -371,11 +370,9 @@ class SerialRobot(Robot):
             self._ensure(servo_id, item, 0)
 
     def _map_state_block(self) -> None:
-        """Point Indirect Address 1.. of every servo at the state items, plus one byte for the long
-        variant of the read (RAM: again after a reboot)."""
+        """Point Indirect Address 1.. of every servo at the state items (RAM: again after a reboot)."""
         for servo_id, table, items in zip(self.ids, self.tables, self._state_items):
-            addresses = indirect_addresses(items)
-            data = b"".join(proto.u16(a) for a in [*addresses, addresses[0]])
+            data = b"".join(proto.u16(a) for a in indirect_addresses(items))
             self.bus.write(servo_id, table["indirect_address_1"].address, data)
 
     def _retries_within(self, budget_s: float) -> int:
@@ -458,42 +455,47 @@ class SerialRobot(Robot):
 
     def _read_state(self) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, list[Fault]]:
         """One state read; joints whose fresh answer did not come keep their last values, flagged."""
+        missing: tuple[int, ...] = ()
+        late = 0
         try:
-            replies = self.bus.sync_read(*self._next_state_block(), self.ids, retries=self._read_retries)
+            replies = self.bus.sync_read(*self._state_block, self.ids, retries=self._read_retries)
         except CommError as exc:
             if self._last_read is None or self._stale_streak + 1 >= STALE_READS_BEFORE_FAULT:
                 raise
-            self._stale_streak += 1
-            self.stats["stale_reads"] += 1
-            ticks, velocity, effort, faults = self._decode(exc.partial)
-            now = time.monotonic()
-            late = f" ({exc.late_replies} late replies)" if exc.late_replies else ""
-            for k, servo_id in enumerate(self.ids):
-                if servo_id in exc.missing_ids:
-                    age_ms = 1e3 * (now - self._last_read_at[k])
-                    detail = f"servo id {servo_id}: no fresh reply in time; state {age_ms:.0f} ms old{late}"
-                    faults.append(Fault("stale_read", self.spec.joint_names[k], detail))
+            replies, missing, late = exc.partial, exc.missing_ids, exc.late_replies
+        ticks, velocity, effort, faults, old = self._decode(replies)
+        if not missing and not old:
+            self._stale_streak = 0
             return ticks, velocity, effort, faults
-        self._stale_streak = 0
-        return self._decode(replies)
+        if self._stale_streak + 1 >= STALE_READS_BEFORE_FAULT:
+            ids = ", ".join(map(str, sorted({*missing, *old})))
+            raise CommError(f"servo id {ids}: {STALE_READS_BEFORE_FAULT} reads in a row without a fresh reply")
+        self._stale_streak += 1
+        self.stats["stale_reads"] += 1
+        now = time.monotonic()
+        for k, servo_id in enumerate(self.ids):
+            if servo_id in missing or servo_id in old:
+                why = "its reply answered an earlier read" if servo_id in old else "no fresh reply in time"
+                age_ms = 1e3 * (now - self._last_read_at[k])
+                detail = f"servo id {servo_id}: {why}; state {age_ms:.0f} ms old" + (f" ({late} late)" if late else "")
+                faults.append(Fault("stale_read", self.spec.joint_names[k], detail))
+        return ticks, velocity, effort, faults
 
     def _read_ticks(self) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         """A fresh state read (no stale fallback): connect, enable and the fault paths use it."""
-        ticks, velocity, effort, _ = self._decode(self.bus.sync_read(*self._next_state_block(), self.ids))
+        ticks, velocity, effort, _, old = self._decode(self.bus.sync_read(*self._state_block, self.ids))
+        if old:
+            raise CommError(f"servo id {', '.join(map(str, old))}: the reply answered an earlier read", old)
         return ticks, velocity, effort
 
-    def _next_state_block(self) -> tuple[int, int]:
-        """(address, length) of this read: the length alternates between the block and one byte more."""
-        address, length = self._state_block
-        self._read_parity ^= 1
-        return address, length + self._read_parity
-
-    def _decode(self, replies: dict[int, proto.Packet]) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, list]:
-        """Ticks, velocity, effort of every joint (the last values for ids not in ``replies``) and the
-        faults the replies carry (a fired Bus Watchdog, a servo that restarted)."""
+    def _decode(self, replies: dict[int, proto.Packet]) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, list, list]:
+        """Ticks, velocity, effort of every joint (the last values for ids without a fresh reply), the
+        faults the replies carry (a fired Bus Watchdog, a servo that restarted) and the ids whose
+        reply turned out to answer an earlier read (``_is_fresh``)."""
         arrived = self.bus.last_reply_at or time.monotonic()
+        sent = self.bus.transaction_sent_at
         last = self._last_read
-        rows, faults = [], []
+        rows, faults, old = [], [], []
         for k, servo_id in enumerate(self.ids):
             reply = replies.get(servo_id)
             row = None
@@ -502,13 +504,18 @@ class SerialRobot(Robot):
                 if reply.error & 0x7F:
                     what = f"servo {self.joint_label(servo_id)} answered the state read with: {reply.status_error}"
                     raise CommError(what, [servo_id])
-                level, watchdog, *row = self._state_structs[k].unpack_from(reply.params)
+                level, watchdog, servo_ms, *row = self._state_structs[k].unpack_from(reply.params)
                 fault = self._block_fault(k, level, watchdog)
                 if fault is not None:
                     faults.append(fault)
                     row = None if fault.kind == "comm_error" else row
+                elif not self._is_fresh(k, servo_ms, sent):
+                    old.append(servo_id)
+                    self.stats["replies_answering_earlier_reads"] += 1
+                    row = None
                 else:
                     self._last_read_at[k] = arrived
+                    self._servo_ms[k] = servo_ms
             if row is None:  # no fresh values: the last ones (flagged by the caller or the fault)
                 if last is None:
                     raise CommError(f"servo {self.joint_label(servo_id)}: no valid state yet", [servo_id])
@@ -519,7 +526,22 @@ class SerialRobot(Robot):
         ticks = values[:, -1]
         self._last_ticks = ticks.copy()
         self._last_read = (ticks, values[:, -2], values[:, 0] if self.read_effort else None)
-        return (*self._last_read, faults)
+        return (*self._last_read, faults, old)
+
+    def _is_fresh(self, k: int, servo_ms: int, sent_at: float | None) -> bool:
+        """Did the servo sample this reply after our instruction went out? Protocol 2.0 has no sequence
+        number, but every X-series servo counts milliseconds (Realtime Tick, 0-32767): the last fresh
+        reply was sampled before it arrived, a fresh one after this instruction was sent, so the servo's
+        clock must have advanced at least the host time between the two. A reply that answers an
+        earlier read (however late it is) fails that."""
+        previous = self._servo_ms[k]
+        if previous is None or sent_at is None:
+            return True
+        needed_ms = (sent_at - self._last_read_at[k]) * 1e3
+        if needed_ms > REALTIME_TICK_WRAP_MS - 1000:
+            return True  # the counter may have wrapped since: nothing to compare
+        elapsed_ms = (servo_ms - previous) % REALTIME_TICK_WRAP_MS
+        return elapsed_ms >= needed_ms - REALTIME_TICK_TOLERANCE_MS
 
     def _block_fault(self, k: int, status_return_level: int, watchdog: int) -> Fault | None:
         servo_id, joint = self.ids[k], self.spec.joint_names[k]

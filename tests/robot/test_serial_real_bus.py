@@ -65,6 +65,33 @@ def test_late_replies_are_flagged_never_taken_for_the_next_cycle(make_bus, spec)
     assert stats["stale_reads"] <= 3  # the deadlines widened to cover the slower adapter
 
 
+def test_however_late_a_reply_is_it_never_passes_for_a_later_read(make_bus, spec):
+    """Replies 150 ms late, past any deadline or settling window: each comes back during some later
+    read, the same instruction with the same size. The servos' Realtime Tick in every reply shows it
+    was sampled before that read went out: flagged stale, never taken as fresh."""
+    bus = make_bus(physics=False, return_delay_time=0)
+    # a 30 ms deadline and a 62 ms settling window: the answer to read 1 lands inside read 3's window
+    robot = SerialRobot(spec, bus.device_path, timeout_margin_ms=30.0, retries=0)
+    unflagged = flagged = 0
+    with robot:
+        robot.enable()
+        home = robot.read().position
+        bus.set_faults(reply_latency_s=0.150)  # the servos answer 150 ms late, in order
+        with pytest.raises(RobotFault, match="without a fresh reply|no valid status packet"):
+            for k in range(40):
+                goal = home.copy()
+                goal[0] += (k % 7) * 0.01
+                sent = robot.write(goal)
+                state = robot.read()
+                stale = any(f.kind == "stale_read" for f in state.faults)
+                answers_older = abs(state.position[0] - sent[0]) > 1e-3
+                unflagged += answers_older and not stale
+                flagged += stale
+        stats = robot.stats_dict()
+    assert unflagged == 0 and flagged >= 1
+    assert stats.get("replies_answering_earlier_reads", 0) >= 1  # late replies that landed in a read's window
+
+
 def test_replies_later_than_any_cycle_allows_say_so(make_bus, spec):
     bus = make_bus(physics=False, return_delay_time=0, adapter_latency_ms=45.0)
     with pytest.raises(RobotFault, match=r"answer, but up to \d+\.\d ms late: no room for a 20 Hz control cycle"):

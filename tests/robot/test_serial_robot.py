@@ -398,7 +398,7 @@ def test_mixed_models_and_xl430_load(make_bus, spec):
         robot = SerialRobot(mixed, bus.device_path, timeout_margin_ms=MARGIN_MS)
         with robot:
             robot.enable()
-            assert robot._state_block == (224, 12)  # the same indirect block: still one SYNC READ
+            assert robot._state_block == (224, 14)  # the same indirect block: still one SYNC READ
             assert robot.read().effort.shape == (5,)
             assert bus.servo(15).table.model_number == 1060
     finally:
