@@ -27,6 +27,7 @@ SUBCOMMANDS: dict[str, str] = {
     "sweep": "pearl_robot.cli.sweep",
     "doctor": "pearl_robot.cli.doctor",
     "setup-servo": "pearl_robot.cli.setup_servo",
+    "replay": "pearl_robot.cli.replay",
 }
 
 

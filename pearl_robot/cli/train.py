@@ -7,6 +7,7 @@ Examples::
     pearl-robot train --config sim/configs/cheetah-vel.yaml --set meta_batch=8 --set num_iterations=50
     pearl-robot train --resume runs/pr --set num_iterations=40
     pearl-robot train --config cheetah-vel --workers 8 --ray-address auto   # rollouts on a Ray cluster
+    pearl-robot train --config arm-dynamics --calibration calibration/openmanipulator_x.yaml
 
 The run folder holds config.yaml, progress.csv (one row per iteration), timing.csv, tensorboard/,
 checkpoint.pt (every ``checkpoint_every`` iterations, written atomically) and policy.npz (the numpy
@@ -15,16 +16,29 @@ policy and encoder, for running on a robot).
 ``--workers N`` runs rollout collection on N Ray actors (the ``distributed`` extra); the learner stays in
 this process. The results are those of in-process collection, for any N: each task visit is a job seeded
 from the run's own generator (``pearl_robot/pearl/collector.py``).
+
+``--calibration FILE`` (an arm family; FILE holds the dynamics ``pearl-robot calibrate sysid`` identified):
+a family without a centre of its own (no ``family_params.center`` or ``family_params.calibration``) is
+centred on the identified arm, as ``make_family(calibration=FILE)`` does; one with a centre is trained as
+configured. Either way, and whenever the family is centred on a calibration file, every identified
+parameter that lies outside what the family samples is a warning naming the parameter, the family's
+interval and how far outside it is: meta-training would not cover that arm.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pearl_robot.errors import PearlRobotError
+
+if TYPE_CHECKING:
+    from pearl_robot.pearl.config import PEARLConfig
+    from pearl_robot.tasks.base import TaskFamily
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -48,6 +62,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "family parameter",
     )
     parser.add_argument("--resume", metavar="RUN", help="continue the run in RUN from its checkpoint")
+    parser.add_argument(
+        "--calibration",
+        metavar="FILE",
+        help="an identified arm (calibration file with sysid dynamics): centre an arm family without a centre "
+        "of its own on it; warn about every identified parameter outside the family's ranges",
+    )
     parser.add_argument("--list", action="store_true", help="list the shipped configs and exit")
     parser.add_argument("--device", choices=["cpu", "cuda", "auto"], help="override the config's device")
     parser.add_argument("--threads", type=int, help="torch threads (1 when a control loop shares the CPU)")
@@ -85,6 +105,43 @@ def _warn(text: str) -> None:
     print(f"pearl-robot train: warning: {text}", file=sys.stderr)
 
 
+def _needs_centre(cfg: PEARLConfig, calibration: str) -> bool:
+    """True when ``--calibration`` centres the family: an arm family with no centre of its own."""
+    from pearl_robot.calibrate.model import load_calibration
+
+    if not cfg.family.startswith("arm-"):
+        raise PearlRobotError(f"--calibration applies to the arm families; '{cfg.family}' is not one")
+    if load_calibration(calibration).dynamics is None:
+        raise PearlRobotError(
+            f"{calibration} has no identified dynamics; run `pearl-robot calibrate sysid --calibration "
+            f"{calibration}` first"
+        )
+    return not {"center", "calibration"} & set(cfg.family_params)
+
+
+def _check_identified_arm(family: TaskFamily, calibration: str | None) -> None:
+    """Warn about every parameter of the identified arm (``--calibration``, or the family's own
+    calibration) that the family's ranges do not cover."""
+    from pearl_robot.calibrate.model import load_calibration
+    from pearl_robot.tasks.coverage import outside_ranges
+
+    source = calibration or getattr(family, "calibration", None)
+    ranges = getattr(family, "ranges", None)
+    if source is None or ranges is None:
+        return
+    dynamics = load_calibration(source).dynamics
+    if dynamics is None:
+        return
+    findings = outside_ranges(dynamics, family.center, ranges, family.spec.joint_names)
+    for line in findings:
+        _warn(f"identified arm ({source}): {line}")
+    if findings:
+        _warn(
+            "meta-training does not cover this arm: widen the family's ranges (--set family_params.gain_range=[lo,"
+            " hi], ...) or centre them on it (--calibration FILE with no family_params.center)"
+        )
+
+
 def run(args: argparse.Namespace) -> int:
     from pearl_robot.distributed import make_collector
     from pearl_robot.pearl.config import load_config
@@ -102,8 +159,10 @@ def run(args: argparse.Namespace) -> int:
         overrides.append(f"torch_threads={args.threads}")
 
     if args.resume:
-        if args.config or args.seed is not None or args.out:
-            raise PearlRobotError("--resume continues a run as configured: drop --config, --seed and --out")
+        if args.config or args.seed is not None or args.out or args.calibration:
+            raise PearlRobotError(
+                "--resume continues a run as configured: drop --config, --seed, --out and --calibration"
+            )
         trainer = MetaTrainer.from_checkpoint(args.resume, overrides=overrides)
         run_dir = trainer.run_dir
         if trainer.iteration >= trainer.cfg.num_iterations:
@@ -119,6 +178,9 @@ def run(args: argparse.Namespace) -> int:
         if args.seed is not None:
             overrides.append(f"seed={args.seed}")
         cfg = load_config(args.config, overrides)
+        if args.calibration and _needs_centre(cfg, args.calibration):
+            path = str(Path(args.calibration).resolve())
+            cfg = load_config(args.config, [*overrides, f"family_params.calibration={json.dumps(path)}"])
         stem = Path(args.config).stem
         run_dir = (
             Path(args.out) if args.out else Path("runs") / f"{stem}-seed{cfg.seed}-{time.strftime('%Y%m%d-%H%M%S')}"
@@ -128,6 +190,7 @@ def run(args: argparse.Namespace) -> int:
         trainer = MetaTrainer(cfg, run_dir=run_dir)
         what = f"training {cfg.family} into {run_dir}"
 
+    _check_identified_arm(trainer.family, args.calibration)
     cfg = trainer.cfg
     progress = ProgressBar(cfg.num_iterations, quiet=args.quiet)
     trainer.progress = progress
