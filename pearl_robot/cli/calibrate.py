@@ -10,13 +10,19 @@ from pathlib import Path
 
 import numpy as np
 
-from pearl_robot.calibrate.joints import JointCalibrationProcedure, JointCalibrationSettings
+from pearl_robot.calibrate.joints import (
+    JointCalibrationProcedure,
+    JointCalibrationSettings,
+    led_indicator,
+    parse_pose,
+)
 from pearl_robot.calibrate.model import Calibration, default_path, load_calibration
-from pearl_robot.calibrate.sysid import excitation, fit_dynamics, plot_fit, record
+from pearl_robot.calibrate.sysid import identify
+from pearl_robot.calibrate.sysid_report import write_report
 from pearl_robot.cli.main import add_robot_arguments
 from pearl_robot.errors import PearlRobotError
-from pearl_robot.io import atomic_path
-from pearl_robot.robot.registry import backend_class, open_robot, parse_robot_name
+from pearl_robot.io import atomic_path, atomic_write_json
+from pearl_robot.robot.registry import open_robot
 from pearl_robot.robot.spec import load_spec
 
 
@@ -29,7 +35,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     joints = sub.add_parser(
         "joints",
         help="homing offset, direction and range of every joint (torque off, the operator moves the arm)",
-        description="Walks you through the joint calibration with torque off and writes calibration/<robot-id>.yaml.",
+        description="Walks you through the joint calibration with torque off and writes calibration/<robot-id>.yaml. "
+        "The servos' LEDs show each step: all lit, the calibration pose; one lit, move that joint; all blinking, "
+        "sweep every joint. Backend options go in the robot name (serial:/dev/ttyUSB0?timeout_margin_ms=50). "
+        "Rehearse it on `pearl-robot virtual-bus --operator`.",
     )
     add_robot_arguments(joints, default_robot="mock", calibration=False)
     joints.add_argument("--out", type=Path, default=None, help="calibration file (default calibration/<robot-id>.yaml)")
@@ -44,19 +53,31 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     joints.add_argument(
         "--timeout", type=float, default=60.0, help="seconds to wait for each move (default %(default)s)"
     )
+    joints.add_argument(
+        "--pose",
+        default=None,
+        help="the calibration pose: comma-separated joint angles in radians, one per joint (default all zeros)",
+    )
     joints.set_defaults(func=run_joints)
 
     sysid = sub.add_parser(
         "sysid",
-        help="fit the simulator's damping, friction loss, armature, gain and payload to recorded motion",
-        description="Excites each joint with safe chirps and steps, fits the MuJoCo model, writes the fitted "
-        "parameters to the calibration file (--calibration, default calibration/<robot-id>.yaml: the one the "
-        "arm runs on) and plots recorded vs simulated trajectories.",
+        help="fit the simulator's damping, friction loss, armature, gain, payload and latency to recorded motion",
+        description="Holds the arm still (the encoder noise floor), excites each joint with safe chirps and steps "
+        "(the fit), then all joints at once (held out: the validation), fits the MuJoCo model and the command "
+        "latency, writes the fitted parameters to the calibration file (--calibration, default "
+        "calibration/<robot-id>.yaml: the one the arm runs on), a report (sysid.png), the figures (sysid.json) and "
+        "the recording. See docs/servo_model.md.",
     )
     add_robot_arguments(sysid)
     sysid.add_argument("--out", type=Path, default=Path("runs/sysid"), help="folder for the plot and the recording")
     sysid.add_argument("--seconds-per-joint", type=float, default=6.0, help="excitation length (default %(default)s)")
-    sysid.add_argument("--latency-ms", type=float, default=0.0, help="known control latency to simulate")
+    sysid.add_argument(
+        "--validation-seconds", type=float, default=None, help="held-out excitation (default 2x --seconds-per-joint)"
+    )
+    sysid.add_argument(
+        "--latency-ms", type=float, default=None, help="a known command latency, kept fixed (default: estimated)"
+    )
     sysid.set_defaults(func=run_sysid)
     parser.set_defaults(func=lambda args: parser.print_help() or 2)
 
@@ -84,15 +105,21 @@ class TerminalOperator:
 
 def run_joints(args: argparse.Namespace) -> int:
     spec = load_spec(args.hardware)
-    scheme, address = parse_robot_name(args.robot)
+    pose = parse_pose(args.pose, spec)
     interactive = not args.non_interactive
     if interactive and not sys.stdin.isatty():
         raise PearlRobotError("no terminal to answer prompts on; run with --non-interactive for scripted setups")
-    raw = backend_class(scheme).from_address(address, spec)  # raw angles, no calibration, torque stays off
+    # the identity calibration: raw angles (no offsets, no reversal), backend options from the robot name
+    raw = open_robot(args.robot, spec, calibration=Calibration.identity(spec), safe=False)
     settings = JointCalibrationSettings(range_sweep_s=args.range_seconds, step_timeout_s=args.timeout)
     print(f"Calibrating {spec.robot_id} on {args.robot} ({spec.num_joints} joints). Torque stays off throughout.")
     with raw:
-        calibration = JointCalibrationProcedure(raw, spec, TerminalOperator(interactive), settings).run()
+        leds = led_indicator(raw)
+        if leds is not None:
+            print("The servo LEDs show each step: all lit = the calibration pose, one lit = move that joint, all")
+            print("blinking = sweep every joint through its range.")
+        procedure = JointCalibrationProcedure(raw, spec, TerminalOperator(interactive), settings, pose, leds)
+        calibration = procedure.run()
     path = calibration.save(args.out or default_path(spec.robot_id))
     for name, cal in calibration.joints.items():
         print(
@@ -109,45 +136,52 @@ def run_sysid(args: argparse.Namespace) -> int:
     spec = load_spec(args.hardware)
     calibration_path = args.calibration
     robot = open_robot(args.robot, spec, calibration=calibration_path)
-    targets, excited = excitation(spec, args.seconds_per_joint)
     print(
-        f"system identification on {args.robot}: {len(targets)} steps ({len(targets) * spec.period_s:.0f} s) of "
-        "chirps and steps, one joint at a time"
+        f"system identification on {args.robot}: a still hold, {args.seconds_per_joint:g} s of chirps and steps per "
+        "joint (fitted), then all joints at once (held out)"
     )
+    latency_s = None if args.latency_ms is None else args.latency_ms / 1000
     with robot:
         robot.enable()
-        recording = record(robot, targets, on_step=_progress(len(targets)))
-        robot.write(robot.read().position)
-    fit = fit_dynamics(spec, recording, excited, latency_s=args.latency_ms / 1000)
+        result = identify(
+            robot,
+            spec,
+            seconds_per_joint=args.seconds_per_joint,
+            validation_s=args.validation_seconds,
+            latency_s=latency_s,
+            on_step=_progress(),
+        )
     args.out.mkdir(parents=True, exist_ok=True)
+    fitted = result.fit_recording
     with atomic_path(args.out / "recording.npz") as tmp:
-        np.savez(tmp.open("wb"), sent=recording.sent, position=recording.position, velocity=recording.velocity)
-    plot_fit(recording, fit, spec, str(args.out / "sysid.png"))
+        np.savez(tmp.open("wb"), sent=fitted.sent, position=fitted.position, velocity=fitted.velocity)
+    whole = result.recording
+    with atomic_path(args.out / "validation.npz") as tmp:
+        np.savez(
+            tmp.open("wb"), sent=whole.sent, position=whole.position, velocity=whole.velocity,
+            validation_from_row=result.fit_periods + 1,
+        )  # fmt: skip
+    atomic_write_json(args.out / "sysid.json", result.to_dict())
+    write_report(result, spec, str(args.out / "sysid.png"))
     target = calibration_path or default_path(spec.robot_id)
     calibration = load_calibration(target) if Path(target).exists() else Calibration.identity(spec)
-    calibration.dynamics = fit.dynamics
-    calibration.fit = {
-        "rms_before_rad": fit.rms_before_rad,
-        "rms_after_rad": fit.rms_after_rad,
-        "steps": len(targets),
-        "evaluations": fit.evaluations,
-    }
+    calibration.dynamics = result.dynamics
+    figures = result.to_dict()
+    keys = ("rms_before_rad", "rms_after_rad", "validation_rms_rad", "noise_floor_rad", "validation_ratio")
+    calibration.fit = {key: figures[key] for key in (*keys, "latency_s", "latency_estimated", "at_bounds")}
+    calibration.fit.update(steps=len(whole.sent), evaluations=result.evaluations)
     calibration.save(target)
-    print(
-        f"trajectory RMS error: {fit.rms_before_rad * 1e3:.2f} mrad (nominal model) -> "
-        f"{fit.rms_after_rad * 1e3:.2f} mrad (fitted)"
-    )
-    for field in ("gain_scale", "damping_scale", "frictionloss_scale", "armature_scale"):
-        values = np.asarray(getattr(fit.dynamics, field))[spec.arm_joint_indices]
-        print(f"  {field:20s} {np.round(values, 3).tolist()}")
-    print(f"  payload_mass_kg      {fit.dynamics.payload_mass_kg:.3f}")
-    print(f"wrote {target} and {args.out / 'sysid.png'}")
+    for line in result.summary():
+        print(line)
+    for warning in result.warnings():
+        print(f"warning: {warning}", file=sys.stderr)
+    print(f"wrote {target}, {args.out / 'sysid.png'} and {args.out / 'sysid.json'}")
     return 0
 
 
-def _progress(total: int):
+def _progress():
     def show(i: int, n: int) -> None:
-        if (i + 1) % max(1, total // 10) == 0:
+        if (i + 1) % max(1, n // 10) == 0:
             print(f"  recorded {i + 1}/{n} steps", flush=True)
 
     return show

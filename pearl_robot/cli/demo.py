@@ -84,9 +84,9 @@ def reusable_run(run: Path) -> bool:
 
 
 def run_sim_to_real(args: argparse.Namespace) -> int:
-    from pearl_robot.adapt.policy import family_for
     from pearl_robot.calibrate.model import Calibration
     from pearl_robot.cli.main import main as cli
+    from pearl_robot.cli.virtual_bus import held_out_dynamics
     from pearl_robot.pearl.config import load_config
     from pearl_robot.robot.spec import load_spec
 
@@ -109,10 +109,7 @@ def run_sim_to_real(args: argparse.Namespace) -> int:
             raise PearlRobotError("meta-training failed")
 
     cfg = load_config(run / "config.yaml")
-    family = family_for(cfg)
-    _, test_tasks = family.split(cfg.seed)
-    held_out = dict(test_tasks[args.task].params)
-    held_out["latency_s"] = float(held_out.get("latency_s", 0.0)) + 0.02  # the serial link's own delay
+    held_out = held_out_dynamics(cfg, args.task).to_dict()  # + the serial link's own delay
     dynamics_file = out / "virtual_arm_dynamics.yaml"
     dynamics_file.write_text(yaml.safe_dump(held_out, sort_keys=False))
     calibration = Calibration.identity(spec).save(out / "virtual_arm_calibration.yaml")

@@ -8,14 +8,32 @@ Realistic by default where it matters to a client: every servo keeps the factory
 (500 us) and listens at the hardware file's baud rate only. ``--adapter-latency-ms 16`` puts a stock
 FTDI/U2D2 USB adapter in front (replies held up to its latency timer); ``--servo-baud-rates`` sets
 other speeds (a client at another speed gets no answer, as when scanning for servos).
+
+The arm's physics: the nominal MuJoCo arm, or ``--dynamics FILE`` (a YAML mapping of ArmDynamics fields:
+damping_scale, frictionloss_scale, armature_scale and gain_scale multiply the model's per-joint values,
+payload_mass_kg adds a payload, latency_s delays every goal; examples and every field in sim/dynamics/,
+README.md), or ``--held-out-task N``: the arm of ``pearl-robot demo --task N``, a test task of the
+family never trained on, plus the serial link's 20 ms. ``--print-dynamics`` prints them as YAML and exits.
+
+Calibration rehearsal: ``--operator`` puts a scripted operator's hand on the arm. It holds the arm in
+its calibration pose (``--pose``, default all zeros) and follows ``pearl-robot calibrate joints`` in
+another shell by the servos' LEDs (all lit: the pose; one lit: move that joint positive; blinking: sweep
+every joint), with a hand's tremor; it lets go of a joint once its torque comes on. It says on standard
+error what it does, so an interactive session (Enter after each step) can be rehearsed too::
+
+    pearl-robot virtual-bus --operator --hidden-offsets 37,-120,15,64,-9 --hidden-directions 1,-1,1,1,1 \\
+        --sensor-noise-ticks 2 --link /tmp/arm
+    pearl-robot calibrate joints --robot 'serial:/tmp/arm?timeout_margin_ms=50' --non-interactive
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import signal
 import sys
+import textwrap
 import threading
 from pathlib import Path
 
@@ -41,7 +59,38 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="faults to inject, e.g. 'latency_ms=5,drop=0.01,corrupt=0.01,hw_error=12:overload@2,vanish_after_s=10'",
     )
     parser.add_argument("--no-physics", action="store_true", help="ideal servos (joints jump to their goals)")
-    parser.add_argument("--dynamics", default=None, help="YAML file of ArmDynamics fields (perturbed physics)")
+    parser.add_argument(
+        "--dynamics",
+        default=None,
+        metavar="FILE",
+        help="YAML mapping of ArmDynamics fields: per-joint damping/frictionloss/armature/gain multipliers, "
+        "payload_mass_kg, latency_s (examples and every field documented in sim/dynamics/)",
+    )
+    parser.add_argument(
+        "--held-out-task",
+        type=int,
+        default=None,
+        metavar="N",
+        help="the dynamics of test task N of --family (split by --config's seed): the demo's held-out arm",
+    )
+    parser.add_argument(
+        "--family", default="arm-dynamics", help="--held-out-task: the task family (default %(default)s)"
+    )
+    parser.add_argument(
+        "--config", default=None, help="--held-out-task: the training config (default: <family>-small, the demo's)"
+    )
+    parser.add_argument("--print-dynamics", action="store_true", help="print the arm's dynamics as YAML and exit")
+    parser.add_argument(
+        "--operator",
+        action="store_true",
+        help="a scripted operator's hand that follows `calibrate joints` by the servos' LEDs (torque off)",
+    )
+    parser.add_argument(
+        "--pose",
+        default=None,
+        help="--operator: the calibration pose the hand holds, comma-separated radians (default zeros; give "
+        "`calibrate joints` the same --pose)",
+    )
     parser.add_argument(
         "--hidden-offsets",
         default=None,
@@ -79,6 +128,47 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "(default: the hardware file's bus baud rate)",
     )
     parser.set_defaults(func=run)
+
+
+LINK_LATENCY_S = 0.02  # the demo's serial link's own delay, on top of a task's latency
+
+
+def held_out_dynamics(cfg, task: int, hardware=None):
+    """Test task ``task`` of ``cfg``'s family split by ``cfg.seed`` (never trained on), plus the serial
+    link's own delay: the virtual arm of ``pearl-robot demo``. ``hardware`` overrides the config's arm."""
+    from pearl_robot.adapt.policy import family_for
+    from pearl_robot.robot.dynamics import ArmDynamics
+
+    _, test_tasks = family_for(cfg, hardware=hardware).split(cfg.seed)
+    if not 0 <= task < len(test_tasks):
+        raise ConfigError(
+            "--held-out-task", "<value>", f"{cfg.family} has test tasks 0-{len(test_tasks) - 1}, got {task}"
+        )
+    try:
+        dynamics = ArmDynamics.from_dict(test_tasks[task].params)
+    except TypeError:
+        raise ConfigError("--family", "<value>", f"the tasks of {cfg.family} are not arm dynamics") from None
+    return dataclasses.replace(dynamics, latency_s=dynamics.latency_s + LINK_LATENCY_S)
+
+
+def _dynamics(args: argparse.Namespace):
+    """(the arm's dynamics or None for nominal, where they come from)."""
+    if args.held_out_task is None:
+        return _load_dynamics(args.dynamics), f"from {args.dynamics}" if args.dynamics else "nominal"
+    from pearl_robot.pearl.config import load_config
+
+    if args.dynamics is not None:
+        raise ConfigError("--held-out-task", "<value>", "give either --dynamics or --held-out-task, not both")
+    config = args.config or f"{args.family}-small"
+    cfg = load_config(config)
+    if cfg.family != args.family:
+        raise ConfigError(config, "family", f"is {cfg.family}, not --family {args.family}")
+    source = (
+        f"test task {args.held_out_task} of {args.family} in {config} (seed {cfg.seed}), never trained on, plus "
+        f"{LINK_LATENCY_S * 1000:.0f} ms of serial link latency: the virtual arm of `pearl-robot demo --task "
+        f"{args.held_out_task}`"
+    )
+    return held_out_dynamics(cfg, args.held_out_task, args.hardware), source
 
 
 def _load_dynamics(path: str | None):
@@ -143,11 +233,27 @@ def _parse_baud_rates(text: str | None, n: int) -> list[int] | None:
     return values * n if len(values) == 1 else values
 
 
+def _print_dynamics(dynamics, source: str) -> None:
+    from pearl_robot.robot.dynamics import ArmDynamics
+
+    header = f"ArmDynamics, {source} (fields: sim/dynamics/README.md)"
+    print("\n".join(f"# {line}" for line in textwrap.wrap(header, 100)))
+    print(yaml.safe_dump((dynamics or ArmDynamics()).to_dict(), sort_keys=False), end="")
+
+
 def run(args: argparse.Namespace) -> int:
+    from pearl_robot.calibrate.joints import parse_pose
     from pearl_robot.robot.spec import load_spec
-    from pearl_robot.virtual import VirtualServoBus, parse_faults
+    from pearl_robot.virtual import VirtualOperator, VirtualServoBus, parse_faults
 
     spec = load_spec(args.hardware)
+    dynamics, source = _dynamics(args)
+    if args.print_dynamics:
+        _print_dynamics(dynamics, source)
+        return 0
+    if args.pose is not None and not args.operator:
+        raise ConfigError("--pose", "<value>", "is the pose the --operator's hand holds; add --operator")
+    pose = parse_pose(args.pose, spec) if args.operator else None
     try:
         faults = parse_faults(args.faults)
     except ValueError as exc:
@@ -155,7 +261,8 @@ def run(args: argparse.Namespace) -> int:
     bus = VirtualServoBus.from_spec(
         spec,
         physics=not args.no_physics,
-        dynamics=_load_dynamics(args.dynamics),
+        dynamics=dynamics,
+        initial_position_rad=pose,
         hidden_offsets_ticks=_parse_offsets(args.hidden_offsets, spec.num_joints),
         hidden_directions=_parse_directions(args.hidden_directions, spec.num_joints),
         sensor_noise_ticks=args.sensor_noise_ticks,
@@ -170,20 +277,28 @@ def run(args: argparse.Namespace) -> int:
     def request_stop(signum: int, _frame: object) -> None:
         stop.set()
 
+    def log(line: str) -> None:
+        print(line, file=sys.stderr, flush=True)
+
     previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    operator = None
     try:
         bus.start()
         print(bus.device_path, flush=True)
         ids = ", ".join(f"{j.name}={j.servo_id}" for j in spec.joints)
-        print(f"virtual-bus: {spec.robot_id} on {bus.device_path} ({ids})", file=sys.stderr, flush=True)
+        log(f"virtual-bus: {spec.robot_id} on {bus.device_path} ({ids}); dynamics {source}")
+        if args.operator:
+            operator = VirtualOperator(bus, spec, pose, log=log).start()
         while not stop.wait(0.1):
             if bus.vanished.is_set():
-                print("virtual-bus: the device vanished (fault injection)", file=sys.stderr, flush=True)
+                log("virtual-bus: the device vanished (fault injection)")
                 break
     finally:
+        if operator is not None:
+            operator.stop()
         bus.stop()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     stats = ", ".join(f"{k}={v}" for k, v in bus.stats.items() if v)
-    print(f"virtual-bus: stopped ({stats or 'no traffic'})", file=sys.stderr, flush=True)
+    log(f"virtual-bus: stopped ({stats or 'no traffic'})")
     return 0

@@ -1,10 +1,12 @@
 """Virtual hardware for hardware-in-the-loop tests: a Dynamixel servo bus on a pseudo-terminal that
 answers real Protocol 2.0 packets, its physics from the MuJoCo arm (``VirtualServoBus.from_spec``),
 optionally behind a stock USB adapter's latency timer (``UsbAdapter``), with per-servo baud rates
-and the servos' Bus Watchdog."""
+and the servos' Bus Watchdog; ``VirtualOperator``, a scripted operator's hand that follows the joint
+calibration by the servos' LEDs."""
 
 from pearl_robot.virtual.bus import UsbAdapter, VirtualServoBus
 from pearl_robot.virtual.faults import BusFaults, parse_faults
+from pearl_robot.virtual.operator import VirtualOperator
 from pearl_robot.virtual.plant import Hand, IdealPlant, MujocoPlant
 from pearl_robot.virtual.servo import VirtualServo
 
@@ -14,6 +16,7 @@ __all__ = [
     "IdealPlant",
     "MujocoPlant",
     "UsbAdapter",
+    "VirtualOperator",
     "VirtualServo",
     "VirtualServoBus",
     "parse_faults",

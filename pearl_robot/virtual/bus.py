@@ -21,7 +21,8 @@ Real hardware behind the port:
 
 Faults (``BusFaults``) can be changed while it runs. ``hand`` is the operator's hand on the arm
 (``hand.hold(joint_index, true_position_rad)``, ``hand.release()``): the calibration procedure moves
-joints with torque off, as a person does on the real arm.
+joints with torque off, as a person does on the real arm; ``observe("led")`` is what that person sees
+(``pearl_robot.virtual.operator`` follows the calibration procedure's LED cues with it).
 """
 
 from __future__ import annotations
@@ -308,6 +309,15 @@ class VirtualServoBus:
                 if s.id == servo_id:
                     return s
         raise KeyError(f"no servo with id {servo_id} on this bus")
+
+    def observe(self, name: str) -> np.ndarray:
+        """Control-table item ``name`` of every servo, by joint index, read between two instructions (a
+        SYNC WRITE is seen whole): what someone watching the arm sees, e.g. its LEDs."""
+        with self._lock:
+            values = np.zeros(self.hand.num_joints, dtype=int)
+            for s in self.servos:
+                values[s.joint_index] = s.get(name)
+            return values
 
     def inject_hardware_error(self, servo_id: int, bits: int) -> None:
         with self._lock:
