@@ -12,7 +12,9 @@ import numpy as np
 
 @dataclass(frozen=True)
 class ArmDynamics:
-    """Multipliers on the model's nominal per-joint values (1.0 = as in the MJCF), plus absolute extras.
+    """Multipliers on the model's nominal per-joint values (1.0 = as in the MJCF: for the shipped arm the
+    XM430-W350 values of docs/servo_model.md), plus absolute extras: the payload and ``latency_s``, the
+    delay between sending a target and the servo acting on it (what ``calibrate sysid`` estimates).
 
     Per-joint sequences are in the joint order of the actuated joints; a scalar applies to all joints.
     """

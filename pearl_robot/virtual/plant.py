@@ -3,8 +3,10 @@
 ``MujocoPlant`` is the arm of ``SimRobot`` (the same MJCF through ``sim.load_model``, perturbed by the
 same ``ArmDynamics``) integrated in real time by a thread: each wake-up steps the model until its
 clock catches up with the wall clock, then publishes a snapshot that the bus reads without waiting.
+Its servos are the MJCF's XM430-W350 model (docs/servo_model.md): a ~50 ms lag, the stall torque and
+a top speed from the motor's back-EMF, as identified on real servos; ``IdealPlant`` is the option.
 Torque is per joint, as on a servo chain: a joint with torque off has no actuator stiffness and
-hangs on gravity and friction. ``IdealPlant`` has no physics: joints jump to their goals. It keeps
+hangs on gravity, friction and the joint damping. ``IdealPlant`` has no physics: joints jump to their goals. It keeps
 protocol tests fast and lets a test place joints exactly.
 
 ``Hand`` is the operator's hand on the arm (``VirtualServoBus.hand``): with torque off a real arm is
