@@ -45,10 +45,11 @@ def test_arm_dynamics_oracle_beats_blind():
     other = np.mean([returns[i, best[k]] for i in range(len(tasks)) for k in range(len(tasks)) if k != i])
     print(f"arm-dynamics returns: oracle {oracle:.3f}, blind {blind:.3f}, tuned for another task {other:.3f}")
     assert len(set(best)) > 1  # the best controller differs between tasks
-    # Measured: oracle -0.886, blind -1.138 (+28 % cost), tuned for another task -2.159 (+144 %). Over five
-    # samples of 12 tasks the blind controller costs 8-30 % more (median 28 %).
+    # Measured on the XM430 servo model (kp 21.1, damping 1.084: a ~50 ms servo lag, docs/servo_model.md):
+    # oracle -0.985, blind -1.181 (+20 % cost), tuned for another task -1.407 (+43 %). On the earlier,
+    # five-times-faster servo model: +28 % and +144 %. A slower servo leaves less for gain tuning to win.
     assert abs(blind) > 1.15 * abs(oracle)
-    assert abs(other) > 1.5 * abs(oracle)
+    assert abs(other) > 1.3 * abs(oracle)
 
 
 def test_arm_reach_oracle_beats_blind():
