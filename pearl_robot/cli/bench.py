@@ -17,6 +17,7 @@ BENCHMARKS: dict[str, str] = {
     "learner": "pearl_robot.bench.learner",
     "adapt": "pearl_robot.bench.adapt",
     "ray": "pearl_robot.bench.ray",
+    "sim2real": "pearl_robot.bench.sim2real",
 }
 
 
