@@ -1,5 +1,6 @@
 """A meta-trained run as the session's policy: exported numpy weights (``RUN/policy.npz``) and the run's
-config, so the control loop never touches torch."""
+config, so the control loop never touches torch. Where the run has a ``checkpoint.json`` (the trainer's
+pair manifest), policy.npz and checkpoint.pt must be the pair it names."""
 
 from __future__ import annotations
 
@@ -11,8 +12,11 @@ from typing import Any
 import numpy as np
 
 from pearl_robot.errors import PearlRobotError
+from pearl_robot.io import manifest_mismatches
 from pearl_robot.pearl.config import PEARLConfig, load_config
 from pearl_robot.pearl.numpy_policy import NumpyAgent
+
+PAIR_MANIFEST = "checkpoint.json"  # pearl_robot.pearl.trainer.PAIR_MANIFEST (imported here without torch)
 
 
 class CheckpointMismatch(PearlRobotError):
@@ -61,6 +65,12 @@ def load_run(run: str | os.PathLike[str]) -> tuple[PEARLConfig, PearlPolicy]:
         if not path.exists():
             message = f"{run} is not a trained run: {path.name} is missing (train with `pearl-robot train`)"
             raise PearlRobotError(message)
+    mismatched = manifest_mismatches(run / PAIR_MANIFEST)  # None: a run saved before the manifest existed
+    if mismatched:
+        raise PearlRobotError(
+            f"{run}: {' and '.join(mismatched)} do not match {PAIR_MANIFEST} (a checkpoint save was cut short); "
+            f"`pearl-robot train --resume {run}` writes the pair again"
+        )
     cfg = load_config(config_path)
     try:
         agent = NumpyAgent.load(weights)

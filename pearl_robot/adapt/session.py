@@ -5,21 +5,26 @@ from the posterior inferred from ALL context gathered on this robot so far (post
 episode, resampled each episode). Resets are slow motions to the start pose; the RateLoop paces the
 20 Hz control; every step is written to the store as it happens. An operator stop (``request_stop``,
 Ctrl-C in the CLI, or a ``STOP`` file in the session folder) brings the arm to a safe stop within one
-control period and keeps every record.
+control period and keeps every record; the STOP file is removed once the arm is safe (it asked for one stop).
+
+An episode is recorded from its first step: one that never gets there (a robot that refuses to enable, a
+stop during the reset) leaves no record, so it is not counted and a resume plays it. An episode cut short
+(stop, fault, crash) keeps its steps as context and is marked ``partial`` in its ``episode_end``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
-from pearl_robot.adapt.store import SessionData, SessionStore
+from pearl_robot.adapt.store import SessionData, SessionStore, SessionStoreError
 from pearl_robot.control.loop import LoopStats
 from pearl_robot.envs.robot_env import RobotEnv
 from pearl_robot.errors import PearlRobotError, RobotFault
@@ -50,6 +55,7 @@ class SessionConfig:
     seed: int = 0
     dry_run: bool = False
     same_start: bool = False  # every episode from the same seeded reset (same goal): a clean adaptation curve
+    robot_options: dict[str, Any] = field(default_factory=dict)  # recorded in every episode_start
 
 
 @dataclass
@@ -65,6 +71,7 @@ class EpisodeSummary:
     missed_deadlines: int
     aborted: bool = False
     reason: str = ""
+    partial: bool = False  # cut short: not comparable with full episodes
     extra: dict = field(default_factory=dict)
 
 
@@ -107,6 +114,11 @@ class AdaptationSession:
             self.request_stop("STOP file")
         return self._stop.is_set()
 
+    def _consume_stop_file(self) -> None:
+        if self._stop.is_set() and self._stop_reason == "STOP file":
+            with contextlib.suppress(OSError):
+                self.stop_file.unlink()
+
     # ---- resume -----------------------------------------------------------------------------
     def restore(self, data: SessionData) -> int:
         """Rebuild the context from the records on disk; returns the next episode index. An episode cut
@@ -125,7 +137,7 @@ class AdaptationSession:
                 self.store.append(
                     "episode_end", sync=True, episode=start["episode"], z_source=start["z_source"],
                     episode_return=float(sum(s["reward"] for s in steps)), steps=len(steps), aborted=True,
-                    reason="interrupted (process died); recovered on resume",
+                    partial=True, reason="interrupted (process died); recovered on resume",
                 )  # fmt: skip
         # burn the z draws already made, so a resumed session samples what an unbroken one would
         for _ in data.episode_starts():
@@ -150,6 +162,7 @@ class AdaptationSession:
                     raise SessionAborted(f"{summary.reason}: episode {episode} stopped after {summary.steps} steps")
         finally:
             self._make_safe()
+            self._consume_stop_file()
             self.store.close()
         return self.summaries
 
@@ -158,8 +171,7 @@ class AdaptationSession:
         mean, var = self.policy.prior() if from_prior else self.infer()
         z = mean + np.sqrt(var) * self.rng.standard_normal(self.policy.latent_size)
         z_source = "prior" if from_prior else "posterior"
-        self.store.append(
-            "episode_start",
+        start = dict(
             episode=episode,
             z=z,
             z_source=z_source,
@@ -167,6 +179,7 @@ class AdaptationSession:
             posterior_var=var,
             context_size=len(self.context),
             wall_time=time.time(),
+            robot_options=self.config.robot_options,
         )
         events_before = dict(getattr(self.env.robot, "events", {}))
         env = self.env
@@ -185,6 +198,8 @@ class AdaptationSession:
                 next_obs, reward, _, truncated, info = env.step(action)
                 state = env.last_state
                 context_reward = self.policy.context_reward(reward, info)
+                if steps == 0:
+                    self.store.append("episode_start", **start)
                 self.store.append(
                     "step",
                     episode=episode,
@@ -209,8 +224,14 @@ class AdaptationSession:
                 if getattr(env.robot, "estopped", False):
                     aborted, reason = True, f"safety stop: {env.robot.estop_reason}"
                     break
-        except RobotFault as exc:
-            aborted, reason = True, f"robot fault: {exc}"
+        except SessionStoreError:
+            raise
+        except PearlRobotError as exc:  # RobotFault, or a refusal to enable
+            if steps == 0:
+                raise
+            aborted, reason = True, f"robot fault: {exc}" if isinstance(exc, RobotFault) else str(exc)
+        if steps == 0:
+            raise SessionAborted(f"{reason}: stopped before the first step of episode {episode}; nothing recorded")
         events_after = dict(getattr(env.robot, "events", {}))
         events = {k: v - events_before.get(k, 0) for k, v in events_after.items() if v - events_before.get(k, 0)}
         timing = env.loop.stats.summary() if env.loop is not None else {}
@@ -226,6 +247,7 @@ class AdaptationSession:
             missed_deadlines=int(timing.get("missed_deadlines", 0)),
             aborted=aborted,
             reason=reason,
+            partial=not truncated,
         )
         self.store.append("episode_end", sync=True, **{k: v for k, v in summary.__dict__.items() if k != "extra"})
         return summary

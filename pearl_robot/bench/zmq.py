@@ -58,7 +58,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 @contextlib.contextmanager
-def _process(command: list[str], timeout_s: float = 30.0) -> Iterator[tuple[subprocess.Popen, str]]:
+def server_process(command: list[str], timeout_s: float = 30.0) -> Iterator[tuple[subprocess.Popen, str]]:
     """Start a server process and read the endpoint from its 'serving ... ENDPOINT' line."""
     proc = subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True
@@ -146,11 +146,11 @@ def run(args: argparse.Namespace) -> dict[str, object]:
         else:
             folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="pearl-bench-zmq-"))
             raw_bind, serve_bind = f"ipc://{folder}/raw.sock", f"ipc://{folder}/robot.sock"
-        _, raw_endpoint = stack.enter_context(_process([sys.executable, "-c", RAW_SERVER, raw_bind, reply.hex()]))
+        _, raw_endpoint = stack.enter_context(server_process([sys.executable, "-c", RAW_SERVER, raw_bind, reply.hex()]))
         serve = [sys.executable, "-m", "pearl_robot.cli.main", "serve", "--robot", args.robot, "--bind", serve_bind]
         if args.hardware:
             serve += ["--hardware", args.hardware]
-        _, robot_endpoint = stack.enter_context(_process(serve))
+        _, robot_endpoint = stack.enter_context(server_process(serve))
 
         context = zmq.Context()
         stack.callback(context.term)

@@ -13,13 +13,11 @@ import signal
 import sys
 from pathlib import Path
 
-import numpy as np
-
-from pearl_robot.adapt.export import export_hdf5
+from pearl_robot.adapt.export import ExportWriteError, export_hdf5
 from pearl_robot.adapt.policy import check_matches, family_for, load_run
-from pearl_robot.adapt.report import HEADER, format_row, plot_returns
+from pearl_robot.adapt.report import HEADER, format_returns, format_row, plot_returns
 from pearl_robot.adapt.session import AdaptationSession, SessionAborted, SessionConfig
-from pearl_robot.adapt.store import SessionStore
+from pearl_robot.adapt.store import SessionData, SessionStore, SessionStoreError, is_partial
 from pearl_robot.cli.main import add_robot_arguments
 from pearl_robot.control.loop import RateLoop
 from pearl_robot.errors import PearlRobotError
@@ -61,17 +59,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run_adapt, robot=None)
 
 
+ROBOT_OPTIONS = ("robot", "hardware", "calibration")
+
+
 def run_adapt(args: argparse.Namespace) -> int:
     if (args.out is None) == (args.resume is None):
         raise PearlRobotError("give either --out SESSION (a new session) or --resume SESSION")
     store = SessionStore(args.resume or args.out)
+    if args.calibration is not None and Path(args.calibration).is_file():
+        args.calibration = str(Path(args.calibration).resolve())
+    resumed = None
     if args.resume is not None:
-        # a resumed session keeps its settings; only the robot's address may change (a replugged device)
-        meta = store.load().meta
+        # a resumed session keeps its settings, but drives the robot as this command line says
+        resumed = store.resume()
+        meta = resumed.meta
         checkpoint = Path(meta["checkpoint"])
-        args.robot = args.robot or meta["robot"]
+        _honour_robot_options(args, _stored_robot_options(resumed))
         args.episodes = args.episodes or meta["episodes"]
-        for key in ("hardware", "calibration", "task", "seed", "dry_run", "prior_episodes", "same_goal"):
+        for key in ("task", "seed", "dry_run", "prior_episodes", "same_goal"):
             setattr(args, key, meta.get(key))
     else:
         args.robot = args.robot or "sim"
@@ -95,66 +100,95 @@ def run_adapt(args: argparse.Namespace) -> int:
             raise PearlRobotError(f"--task must be in 0..{len(test_tasks) - 1}")
         family.apply(env, test_tasks[args.task])
 
-    session = AdaptationSession(
-        env,
-        policy,
-        store,
-        SessionConfig(args.episodes, prior_episodes, seed=args.seed, dry_run=args.dry_run, same_start=args.same_goal),
-        report=lambda summary: print(format_row(summary), flush=True),
-    )
-    start = 0
-    if args.resume is not None:
-        start = session.restore(store.resume())
+    options = {key: getattr(args, key) for key in ROBOT_OPTIONS}
+    config = SessionConfig(
+        args.episodes, prior_episodes, seed=args.seed, dry_run=args.dry_run, same_start=args.same_goal,
+        robot_options=options,
+    )  # fmt: skip
+    session = AdaptationSession(env, policy, store, config, report=lambda s: print(format_row(s), flush=True))
+    start, steps_before = 0, 0
+    if resumed is not None:
+        start, steps_before = session.restore(resumed), len(resumed.steps())
         print(f"resuming {store.folder}: {start} episodes on disk, {len(session.context)} transitions of context")
-    else:
-        store.create(
-            {
-                "checkpoint": str(Path(checkpoint).resolve()),
-                "family": cfg.family,
-                "robot": args.robot,
-                "hardware": args.hardware,
-                "calibration": args.calibration,
-                "task": args.task,
-                "seed": args.seed,
-                "episodes": args.episodes,
-                "prior_episodes": prior_episodes,
-                "dry_run": args.dry_run,
-                "same_goal": args.same_goal,
-                "robot_id": robot.spec.robot_id,
-                "joint_names": list(robot.spec.joint_names),
-            }
-        )
-    print(
-        f"adapting {checkpoint} on '{args.robot}' ({robot.spec.robot_id}): {args.episodes} episodes, "
-        f"{prior_episodes} with z from the prior{' [dry run: nothing is sent]' if args.dry_run else ''}"
-    )
-    print(HEADER, flush=True)
     aborted = None
-    with _stop_on_signals(session), robot:
-        try:
+    try:
+        with _stop_on_signals(session), robot:
+            if resumed is None:
+                meta = {"checkpoint": str(Path(checkpoint).resolve()), "family": cfg.family, **options}
+                meta.update(task=args.task, seed=args.seed, episodes=args.episodes, prior_episodes=prior_episodes)
+                meta.update(dry_run=args.dry_run, same_goal=args.same_goal, robot_id=robot.spec.robot_id)
+                store.create({**meta, "joint_names": list(robot.spec.joint_names)})
+            print(
+                f"adapting {checkpoint} on '{args.robot}' ({robot.spec.robot_id}): {args.episodes} episodes, "
+                f"{prior_episodes} with z from the prior{' [dry run: nothing is sent]' if args.dry_run else ''}"
+            )
+            print(HEADER, flush=True)
             session.run(start)
-        except (SessionAborted, PearlRobotError) as exc:
-            aborted = exc
-    data = store.load()
-    ends = data.episode_ends()
-    if data.steps():
-        export_hdf5(data, store.folder / "session.hdf5")
-        plot_returns(
-            [e["episode_return"] for e in ends],
-            store.folder / "returns.png",
-            f"adaptation on {args.robot}: return per episode",
-        )
-        print(
-            f"session data: {store.folder}/session.jsonl, exported to {store.folder}/session.hdf5; "
-            f"plot {store.folder}/returns.png"
-        )
+    except (SessionAborted, PearlRobotError) as exc:
+        aborted = exc
+    finally:
+        store.close()
+    if isinstance(aborted, SessionStoreError):  # the log cannot take more: report it, write nothing else
+        raise aborted
+    data = store.load() if store.exists() else None
+    if data is None or not data.steps() or (aborted is not None and len(data.steps()) == steps_before):
+        return _nothing_recorded(store, aborted, new=resumed is None)
+    written = _write_outputs(store, data, f"adaptation on {args.robot}: return per episode")
     if aborted is not None:
         print(f"stopped safely: {aborted}. Continue with --resume {store.folder}", file=sys.stderr)
         return 1
-    returns = np.array([e["episode_return"] for e in ends])
-    if len(returns):
-        print(f"returns per episode: {np.round(returns, 3).tolist()}")
-    return 0
+    ends = data.episode_ends()
+    if ends:
+        print(f"returns per episode: {format_returns([e['episode_return'] for e in ends], _partial(ends))}")
+    return 0 if written else 1
+
+
+def _stored_robot_options(data: SessionData) -> dict[str, str | None]:
+    """The robot options of the session's last recorded episode (or of its start)."""
+    recorded = [s["robot_options"] for s in data.episode_starts() if s.get("robot_options")]
+    return recorded[-1] if recorded else {key: data.meta.get(key) for key in ROBOT_OPTIONS}
+
+
+def _honour_robot_options(args: argparse.Namespace, stored: dict[str, str | None]) -> None:
+    """Options given on the command line win; the others are the session's. One line says what changed."""
+    changed = []
+    for key in ROBOT_OPTIONS:
+        given = getattr(args, key)
+        if given is None:
+            setattr(args, key, stored.get(key))
+        elif given != stored.get(key):
+            changed.append(f"--{key} {given} (was {stored.get(key) or 'none'})")
+    if changed:
+        print(f"robot options differ from the session's; using {', '.join(changed)}")
+
+
+def _partial(ends: list[dict]) -> list[bool]:
+    return [is_partial(e) for e in ends]
+
+
+def _write_outputs(store: SessionStore, data: SessionData, title: str) -> bool:
+    """session.hdf5 and returns.png; a full disk or a read-only folder is one line (the log is the record)."""
+    ends = data.episode_ends()
+    try:
+        export_hdf5(data, store.folder / "session.hdf5")
+        plot_returns([e["episode_return"] for e in ends], store.folder / "returns.png", title, partial=_partial(ends))
+    except (ExportWriteError, OSError) as exc:
+        print(f"pearl-robot adapt: error: {exc}", file=sys.stderr)
+        return False
+    print(
+        f"session data: {store.folder}/session.jsonl, exported to {store.folder}/session.hdf5; "
+        f"plot {store.folder}/returns.png"
+    )
+    return True
+
+
+def _nothing_recorded(store: SessionStore, aborted: BaseException | None, new: bool) -> int:
+    """A start that never reached its first step leaves no trace: a new session's folder is removed."""
+    if new and store.exists():
+        store.discard()
+    where = f"{store.folder} was not created" if new else f"continue with --resume {store.folder}"
+    print(f"pearl-robot adapt: error: {aborted or 'no episode to run'}; no step recorded ({where})", file=sys.stderr)
+    return 1
 
 
 @contextlib.contextmanager

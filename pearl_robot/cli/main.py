@@ -28,6 +28,7 @@ SUBCOMMANDS: dict[str, str] = {
     "doctor": "pearl_robot.cli.doctor",
     "setup-servo": "pearl_robot.cli.setup_servo",
     "replay": "pearl_robot.cli.replay",
+    "export": "pearl_robot.cli.export",
 }
 
 

@@ -8,6 +8,7 @@ address needs CurveZMQ keys (``pearl-robot keys``): ``--server-key`` is this ser
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import signal
 import sys
@@ -89,6 +90,10 @@ def run(args: argparse.Namespace) -> int:
     try:
         with robot:
             server.open()
+            # everything loaded so far lives as long as the process: keep the collector from walking it
+            # (a full collection over the imports stalls the loop for tens of ms, on every peer's account)
+            gc.collect()
+            gc.freeze()
             auth = f"CurveZMQ, {len(curve.allowed_clients)} client key(s)" if curve else "no auth, local only"
             for endpoint in server.endpoints:
                 print(f"serving {args.robot} ({robot.spec.robot_id}) on {endpoint} [{auth}]", flush=True)

@@ -39,7 +39,7 @@ import numpy as np
 import torch
 
 from pearl_robot.errors import ConfigError, PearlRobotError
-from pearl_robot.io import atomic_path
+from pearl_robot.io import atomic_path, manifest_mismatches, write_manifest
 from pearl_robot.pearl.agent import AgentDims, PEARLAgent
 from pearl_robot.pearl.buffers import Layout, MultiTaskReplayBuffer
 from pearl_robot.pearl.collector import (
@@ -62,6 +62,8 @@ from pearl_robot.tasks.base import TaskFamily
 
 CHECKPOINT = "checkpoint.pt"
 POLICY_EXPORT = "policy.npz"
+# names checkpoint.pt and policy.npz with their sha256 and iteration; written last, it makes them one pair
+PAIR_MANIFEST = "checkpoint.json"
 CHECKPOINT_FORMAT = 1
 EVAL_STREAM = 0xE7A1
 # fields that may change when a run is resumed (they do not change what has been computed)
@@ -470,7 +472,9 @@ class MetaTrainer:
         self._np_agent = None
 
     def save_checkpoint(self, path: str | os.PathLike[str] | None = None) -> Path:
-        """Write the checkpoint atomically (temp file, fsync, rename), and the numpy policy next to it."""
+        """Write the checkpoint and the numpy policy next to it, each atomically (temp file, fsync, rename),
+        then the manifest naming both: a crash between the renames leaves a pair the loaders refuse
+        (``pearl-robot train --resume`` rewrites it), never a new checkpoint silently beside an old policy."""
         if path is None:
             if self.run_dir is None:
                 raise PearlRobotError("no run folder to checkpoint into")
@@ -478,8 +482,13 @@ class MetaTrainer:
         path = Path(path)
         with atomic_path(path) as tmp:
             torch.save(self.state_dict(), tmp)
-        self.numpy_agent().save(path.with_name(POLICY_EXPORT))
+        self._save_policy(path)
         return path
+
+    def _save_policy(self, checkpoint: Path) -> None:
+        policy = self.numpy_agent().save(checkpoint.with_name(POLICY_EXPORT))
+        manifest = checkpoint.with_name(PAIR_MANIFEST)
+        write_manifest(manifest, [checkpoint, policy], iteration=self.iteration, env_steps=self.env_steps)
 
     @classmethod
     def from_checkpoint(
@@ -503,6 +512,8 @@ class MetaTrainer:
             cfg = changed
         trainer = cls(cfg, run_dir=path.parent if for_resume else None, family=family, progress=progress)
         trainer.load_state_dict(state)
+        if for_resume and manifest_mismatches(path.with_name(PAIR_MANIFEST)):
+            trainer._save_policy(path)  # a save cut short: the checkpoint is the truth, re-export its policy
         return trainer
 
 

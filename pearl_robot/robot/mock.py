@@ -12,6 +12,27 @@ import numpy as np
 from pearl_robot.robot.base import Fault, Robot, RobotState
 from pearl_robot.robot.spec import RobotSpec
 
+# an arm can rest a little past a software limit (moved by hand, torque off; SafeRobot reports it at enable
+# and brings it back): the mock can be put there, not anywhere
+REST_MARGIN_RAD = 0.5
+
+
+def teleport_target(spec: RobotSpec, position: np.ndarray, margin_rad: float) -> np.ndarray:
+    """``position`` as float joint angles, or ValueError when it is not one finite angle per joint within
+    the joint limits widened by ``margin_rad``."""
+    target = np.asarray(position, dtype=float)
+    if target.shape != (spec.num_joints,) or not np.all(np.isfinite(target)):
+        raise ValueError(f"teleport needs {spec.num_joints} finite joint positions, got {target.shape}")
+    low, high = spec.position_min - margin_rad, spec.position_max + margin_rad
+    outside = np.flatnonzero((target < low) | (target > high))
+    if outside.size:
+        i = outside[0]
+        raise ValueError(
+            f"teleport: {spec.joint_names[i]} = {target[i]:.3f} rad is outside its limits "
+            f"[{spec.position_min[i]:.3f}, {spec.position_max[i]:.3f}] (+ {margin_rad:g} rad)"
+        )
+    return target
+
 
 @dataclass
 class MockFaults:
@@ -94,6 +115,7 @@ class MockRobot(Robot):
         return True
 
     def teleport(self, position: np.ndarray) -> None:
-        self.position = np.asarray(position, float).copy()
+        """Put the arm at ``position``: within the joint limits, or up to REST_MARGIN_RAD past them."""
+        self.position = teleport_target(self.spec, position, REST_MARGIN_RAD).copy()
         self.goal = self.position.copy()
         self.velocity[:] = 0.0

@@ -55,6 +55,12 @@ class _NoReply(Exception):
     pass
 
 
+def _answers(reply: dict[str, Any], seq: int | None) -> bool:
+    """Is this the reply to request ``seq``? A refusal without a seq answers the request in flight: the
+    server could not read the seq, and dropping the refusal would turn it into a lost server."""
+    return reply.get("seq") == seq or (reply.get("seq") is None and not reply["ok"])
+
+
 class RemoteRobot(Robot):
     realtime = True
 
@@ -164,7 +170,7 @@ class RemoteRobot(Robot):
                 reply = wire.decode_reply(raw)
             except wire.WireError as exc:
                 raise RobotFault(f"robot server at {self.endpoint} sent a bad reply: {exc}") from None
-            if reply.get("seq") == seq:
+            if _answers(reply, seq):
                 self._last_reply = time.monotonic()
                 return reply
             self.events["stale_reply"] += 1
@@ -206,9 +212,13 @@ class RemoteRobot(Robot):
             raise RobotFault(reason)
 
     def _refusal(self, op: str, reply: dict[str, Any]) -> Exception:
-        code, text = reply.get("err"), reply.get("msg", "")
+        """The server's refusal as the exception the served robot would have raised, its reason in one line."""
+        code = reply.get("err")
+        text = (str(reply.get("msg") or "no reason given").splitlines() or [""])[0]
         if code == wire.LIFECYCLE:
             return LifecycleError(f"robot server: {text}")
+        if code == wire.INVALID:
+            return ValueError(f"robot server refused {op}: {text}")
         return RobotFault(f"robot server refused {op} ({code}): {text}")
 
     def _server_lost(self, detail: str, *, from_heartbeat: bool = False) -> str:
@@ -300,7 +310,7 @@ class RemoteRobot(Robot):
                     reply = wire.decode_reply(self._control.recv())
                 except wire.WireError as exc:
                     raise RobotFault(f"robot server at {self.endpoint}: {exc}") from None
-                if reply.get("seq") == seq:
+                if _answers(reply, seq):
                     self._last_reply = time.monotonic()
                     return reply
         raise RobotFault(

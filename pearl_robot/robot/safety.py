@@ -85,7 +85,11 @@ class SafeRobot(RobotWrapper):
         self.max_step_rad = max_step_rad or spec.safety.max_step_rad
         self.step_cap = np.minimum(self.max_step_rad, spec.velocity_max * spec.period_s)
         self.watchdog_enabled = inner.realtime if watchdog is None else watchdog
-        self.events: collections.Counter[str] = collections.Counter()
+        # a backend that counts its own events (RemoteRobot: server_lost, command_expired, ...) shares
+        # its Counter, so whatever reads SafeRobot's events (the session table) sees them too
+        backend = getattr(inner.unwrapped(), "events", None)
+        shared = isinstance(backend, collections.Counter)
+        self.events: collections.Counter[str] = backend if shared else collections.Counter()
         self.estop_reason: str | None = None
         self.outside_limits: tuple[OutsideLimits, ...] = ()  # joints outside their limits at the last enable
         self._last_sent: np.ndarray | None = None

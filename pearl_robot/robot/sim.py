@@ -12,7 +12,10 @@ import numpy as np
 from pearl_robot.errors import ConfigError
 from pearl_robot.robot.base import Robot, RobotState
 from pearl_robot.robot.dynamics import ArmDynamics, DynamicsApplier
+from pearl_robot.robot.mock import teleport_target
 from pearl_robot.robot.spec import RobotSpec
+
+TELEPORT_SLACK_RAD = 0.02  # a start measured on the real arm may sit this far past a limit (encoder noise)
 
 
 def load_model(spec: RobotSpec) -> mujoco.MjModel:
@@ -135,6 +138,8 @@ class SimRobot(Robot):
         return True
 
     def teleport(self, position: np.ndarray) -> None:
+        """Set the joint state (at rest) to ``position``, within the joint limits (+ TELEPORT_SLACK_RAD)."""
+        position = teleport_target(self.spec, position, TELEPORT_SLACK_RAD)
         mujoco.mj_resetData(self.model, self.data)
         self.data.qpos[self._qpos] = position
         self.data.ctrl[self._act] = position

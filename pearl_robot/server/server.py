@@ -7,11 +7,16 @@ own, whatever the network does:
 - heartbeats: the controlling client silent for ``heartbeat_timeout_s`` -> hold, then disable (torque off),
   and the session ends;
 - latest-only commands: a write is executed only if it is the newest of its session in the batch read,
-  its seq is above the last write's, and it is younger than its deadline; otherwise it is refused,
-  counted, and the arm keeps its present target;
+  its seq is above the last write's, and it is younger than its deadline (measured against a delay
+  baseline no single message can move, ``clock.py``); otherwise it is refused, counted, and the arm keeps
+  its present target;
+- the owner first: messages from the peers the session has used are served as soon as they are read;
+  every other peer waits in its own bounded queue (``inbox.py``), served round-robin for at most
+  INBOX_BUDGET_S per wake-up, so a flood costs the owner at most that, and bounded memory;
 - every refused message (malformed, oversized, wrong version, unknown session, unauthenticated) is
-  counted in ``events`` and answered with an error where the sender can be answered; nothing a peer
-  sends can raise out of the loop.
+  counted in ``events``, answered with an error naming the request's seq where the sender can be
+  answered, and logged (at most one line per kind every few seconds); nothing a peer sends can raise out
+  of the loop.
 
 Binding off loopback requires CurveZMQ (``curve=CurveConfig(...)``); see ``security.py``.
 """
@@ -36,6 +41,9 @@ from zmq.utils.monitor import recv_monitor_message
 from pearl_robot.errors import ConfigError, LifecycleError, PearlRobotError
 from pearl_robot.robot.base import Lifecycle, Robot
 from pearl_robot.server import wire
+from pearl_robot.server.clock import DelayBaseline
+from pearl_robot.server.inbox import MUTE_S, Inbox
+from pearl_robot.server.ratelog import RateLimitedLog
 from pearl_robot.server.security import AllowList, CurveConfig, endpoint_is_local
 
 log = logging.getLogger(__name__)
@@ -43,10 +51,14 @@ log = logging.getLogger(__name__)
 DEFAULT_ENDPOINT = "tcp://127.0.0.1:5555"
 DEFAULT_HEARTBEAT_TIMEOUT_S = 1.0
 ZAP_DOMAIN = "pearl-robot"  # the authenticator's allow list applies to this domain only
-MAX_BATCH = 256  # messages read per wake-up before the timers are checked again
+MAX_BATCH = 256  # messages read per wake-up before they are served and the timers checked
+READ_BUDGET_S = 0.001  # ... and at most this long spent reading them
+INBOX_BUDGET_S = 0.001  # time per wake-up spent answering peers that do not hold the session
 MAX_TIMER_WAIT_MS = 100
 WATCHDOG_SPIN_S = 0.003
-SOCKET_MAX_MESSAGE_BYTES = 1 << 16  # the transport drops peers sending more (the app refuses > 4 KiB)
+TRANSPORT_LIMIT_FACTOR = 2  # the transport drops peers sending frames over twice the message limit (8 KiB)
+PEER_HWM = 64  # messages ZeroMQ queues per peer on the way in (a client has one or two in flight)
+MAX_SESSION_PEERS = 4  # routing ids served first per session (a client uses two: commands, heartbeats)
 HANDSHAKE_EVENTS = (
     zmq.EVENT_HANDSHAKE_FAILED_AUTH | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
 )
@@ -58,8 +70,8 @@ class Session:
     user: str | None  # CURVE User-Id (the client's public key); None without CURVE
     client: str
     last_seen: float
-    min_delay_s: float  # smallest observed (receive time - client send time)
-    delay_updated: float
+    delay: DelayBaseline  # of (receive time - client send time)
+    peers: set[bytes]  # the routing ids this session's messages came from: served before anyone else
     last_write_seq: int = -1
 
 
@@ -117,6 +129,8 @@ class RobotServer:
         self.holds: collections.deque[HoldRecord] = collections.deque(maxlen=256)
         self._events_lock = threading.Lock()  # the ZAP thread counts refusals too
         self._owner: Session | None = None
+        self._inbox = Inbox()
+        self._refusal_log = RateLimitedLog(log)
         self._expired: collections.OrderedDict[bytes, str] = collections.OrderedDict()
         self._last_command = clock()
         self._holding = False
@@ -158,9 +172,9 @@ class RobotServer:
                 )
             router = self._context.socket(zmq.ROUTER)
             router.setsockopt(zmq.LINGER, 0)
-            router.setsockopt(zmq.MAXMSGSIZE, SOCKET_MAX_MESSAGE_BYTES)
+            router.setsockopt(zmq.MAXMSGSIZE, TRANSPORT_LIMIT_FACTOR * self.max_message_bytes)
             router.setsockopt(zmq.SNDHWM, 1000)
-            router.setsockopt(zmq.RCVHWM, 1000)
+            router.setsockopt(zmq.RCVHWM, PEER_HWM)
             if self.curve is not None:
                 router.curve_server = True
                 router.curve_publickey = self.curve.server.public
@@ -272,7 +286,7 @@ class RobotServer:
             while not self._stop.is_set():
                 # one blocking receive, timed to the next watchdog/heartbeat deadline (a poller over
                 # several sockets costs a round trip ~10 us; stop() wakes this receive through inproc)
-                timeout = self._next_timer_ms()
+                timeout = 0 if self._inbox else self._next_timer_ms()
                 if timeout != receive_timeout:
                     router.setsockopt(zmq.RCVTIMEO, timeout)
                     receive_timeout = timeout
@@ -281,7 +295,9 @@ class RobotServer:
                 except zmq.Again:
                     frames = None
                 if frames is not None:
-                    self._drain(router, frames, copy)
+                    self._serve_owner(router, self._read(router, frames, copy))
+                if self._inbox:
+                    self._serve_inbox(router)
                 now = self.clock()
                 if now >= self._next_monitor_check:
                     self._next_monitor_check = now + MAX_TIMER_WAIT_MS / 1000
@@ -314,44 +330,78 @@ class RobotServer:
         ):
             self._hold(now, "watchdog: no valid command")
 
-    def _drain(self, router: zmq.Socket, first: list[Any], copy: bool) -> None:
-        """Read what else is queued (up to MAX_BATCH), then answer in order; only the newest write of a
-        session in the batch runs."""
-        batch: list[tuple[list[Any], float]] = [(first, self.clock())]
-        while len(batch) < MAX_BATCH and router.getsockopt(_EVENTS) & _POLLIN:
+    def _read(self, router: zmq.Socket, first: list[Any], copy: bool) -> list[_Item]:
+        """Read what else is queued (up to MAX_BATCH, for up to READ_BUDGET_S; ROUTER takes turns between
+        peers). Returns the owner's messages; every other peer's go to its queue in the inbox, or are
+        dropped unanswered while that peer is muted for flooding."""
+        owner = self._owner
+        peers = owner.peers if owner is not None else ()
+        inbox, clock = self._inbox, self.clock
+        mine: list[_Item] = []
+        frames, read = first, 0
+        now = clock()
+        deadline = now + READ_BUDGET_S
+        while True:
+            peer = _bytes(frames[0])
+            if peer in peers and peer not in inbox:  # a peer with older messages queued keeps its order
+                mine.append(self._split(frames, now))
+            elif peer == self._wake_id:
+                pass
+            elif inbox.muted(peer, now):
+                self.count("dropped_flood")
+            elif not inbox.put(peer, self._split(frames, now), now):
+                self.count("dropped_flood")
+                if inbox.muted(peer, now):
+                    self._refusal_log.warning(
+                        "flood", "robot server: a peer sends faster than the server answers; muted for %g s", MUTE_S
+                    )
+            read += 1
+            if read >= MAX_BATCH or now > deadline or not router.getsockopt(_EVENTS) & _POLLIN:
+                return mine
             try:
                 frames = router.recv_multipart(zmq.NOBLOCK, copy=copy)
             except zmq.Again:
-                break
-            batch.append((frames, self.clock()))
-        if len(batch) == 1:
-            self._handle(router, batch[0][0], batch[0][1], None)
+                return mine
+            now = clock()
+
+    def _serve_owner(self, router: zmq.Socket, items: list[_Item]) -> None:
+        """Answer in order; only the newest write of a session in the batch runs."""
+        if len(items) == 1:  # the common case: one request in flight
+            self._handle(router, items[0], _decode(items[0][2], self.spec.num_joints, self.max_message_bytes), False)
             return
-        parsed = [self._parse(frames) for frames, _ in batch]
+        requests = [_decode(item[2], self.spec.num_joints, self.max_message_bytes) for item in items]
         newest_write: dict[bytes, int] = {}
-        for index, (_, _, request, _) in enumerate(parsed):
+        for index, request in enumerate(requests):
             if isinstance(request, wire.Request) and request.op == "write":
                 newest_write[request.sid] = index
-        for index, ((frames, received), item) in enumerate(zip(batch, parsed)):
-            request = item[2]
+        for index, (item, request) in enumerate(zip(items, requests)):
             superseded = (
                 isinstance(request, wire.Request) and request.op == "write" and newest_write[request.sid] != index
             )
-            self._handle(router, frames, received, item, superseded=superseded)
+            self._handle(router, item, request, superseded)
 
-    def _parse(self, frames: list[Any]) -> tuple[list[bytes], str | None, wire.Request | wire.WireError, bool]:
-        """-> (envelope, CURVE user id, request or refusal, answerable)."""
-        if len(frames) < 2:
-            return [], None, wire.WireError(wire.MALFORMED, "no payload"), False
+    def _serve_inbox(self, router: zmq.Socket) -> None:
+        """Answer the other peers, one message per peer in turn, for at most INBOX_BUDGET_S."""
+        inbox = self._inbox
+        deadline = self.clock() + INBOX_BUDGET_S
+        while True:
+            item = inbox.pop()
+            self._handle(router, item, _decode(item[2], self.spec.num_joints, self.max_message_bytes), False)
+            if not inbox or self.clock() >= deadline:
+                return
+
+    def _split(self, frames: list[Any], received: float) -> _Item:
+        """-> (envelope, CURVE user id, payload or its refusal, answerable, receive time), checked without decoding."""
         envelope = [_bytes(frames[0])]
-        if envelope[0] == self._wake_id:
-            return envelope, None, _WAKE, False
         body = frames[1:]
+        if not body:
+            return envelope, None, wire.WireError(wire.MALFORMED, "no payload"), False, received
         if len(body) == 2 and len(body[0]) == 0:  # a REQ socket's empty delimiter
             envelope.append(b"")
             body = body[1:]
         if len(body) != 1:
-            return envelope, None, wire.WireError(wire.MALFORMED, f"expected one frame, got {len(body)}"), True
+            refusal = wire.WireError(wire.MALFORMED, f"expected one frame, got {len(body)}")
+            return envelope, None, refusal, True, received
         payload = body[0]
         user = None
         if not isinstance(payload, bytes):
@@ -359,40 +409,49 @@ class RobotServer:
                 user = payload.get("User-Id")
             payload = payload.bytes
         try:
-            return envelope, user, wire.decode_request(payload, self.spec.num_joints, self.max_message_bytes), True
+            wire.check_frame(payload, self.max_message_bytes)
         except wire.WireError as exc:
-            return envelope, user, exc, True
+            return envelope, user, exc, True, received
+        return envelope, user, payload, True, received
 
     def _handle(
-        self,
-        router: zmq.Socket,
-        frames: list[Any],
-        received: float,
-        parsed: tuple[list[bytes], str | None, wire.Request | wire.WireError, bool] | None,
-        *,
-        superseded: bool = False,
+        self, router: zmq.Socket, item: _Item, request: wire.Request | wire.WireError, superseded: bool
     ) -> None:
-        envelope, user, request, answerable = parsed or self._parse(frames)
-        if request is _WAKE:
-            return
+        envelope, user, _, answerable, received = item
         self.count("messages")
         try:
             if isinstance(request, wire.WireError):
                 raise request
-            reply = self._dispatch(request, user, received, superseded)
+            reply = self._dispatch(request, envelope[0], user, received, superseded)
         except wire.WireError as exc:
+            seq = exc.seq if exc.seq is not None else request.seq  # a robot's refusal names the request too
             self.count(f"refused_{exc.code}")
+            self._log_refusal(request, envelope[0], exc)
             extra = self._held_targets() if exc.code in (wire.EXPIRED, wire.SUPERSEDED, wire.OUT_OF_ORDER) else {}
-            reply = wire.encode_error(exc.seq, exc.code, exc.message, **extra)
+            reply = wire.encode_error(seq, exc.code, exc.message, **extra)
         except Exception as exc:  # a robot or server bug must not take the server down
             self.count("internal_error")
             log.exception("robot server: error while handling a request")
-            reply = wire.encode_error(getattr(request, "seq", None), wire.FAULT, f"server error: {exc}"[:300])
+            reply = wire.encode_error(request.seq, wire.FAULT, _one_line(f"server error: {exc}"))
         if answerable:
             try:
                 router.send_multipart([*envelope, reply], zmq.NOBLOCK)
             except zmq.ZMQError:
                 self.count("reply_dropped")
+
+    def _log_refusal(self, request: wire.Request | wire.WireError, peer: bytes, exc: wire.WireError) -> None:
+        owner = self._owner
+        if isinstance(request, wire.Request) and request.op == "hello":
+            who = f"client '{request.client or 'client'}'"
+        elif owner is not None and peer in owner.peers:
+            who = f"client '{owner.client}'"
+        else:
+            who = "a peer without the session"
+        what = request.op if isinstance(request, wire.Request) else "a message"
+        text = exc.message + (f" ('{owner.client}')" if exc.code == wire.BUSY and owner is not None else "")
+        self._refusal_log.warning(
+            f"{exc.code} {who}", "robot server: refused %s from %s (%s): %s", what, who, exc.code, text
+        )
 
     def _held_targets(self) -> dict[str, Any]:
         if self.robot.lifecycle is not Lifecycle.ACTIVE:
@@ -403,11 +462,15 @@ class RobotServer:
             return {}
 
     # ---- requests ---------------------------------------------------------------------------
-    def _dispatch(self, request: wire.Request, user: str | None, received: float, superseded: bool) -> bytes:
+    def _dispatch(
+        self, request: wire.Request, peer: bytes, user: str | None, received: float, superseded: bool
+    ) -> bytes:
         seq = request.seq
         if request.op == "hello":
-            return self._hello(request, user, received)
+            return self._hello(request, peer, user, received)
         session = self._session_for(request, user)
+        if peer not in session.peers and len(session.peers) < MAX_SESSION_PEERS:
+            session.peers.add(peer)
         self._observe_delay(session, request, received)
         session.last_seen = received
         op = request.op
@@ -443,14 +506,12 @@ class RobotServer:
             return wire.encode_reply(seq, life=self.robot.lifecycle.value)
         raise wire.WireError(wire.BAD_OP, f"unknown op {op!r}", seq)  # pragma: no cover (OPS is closed)
 
-    def _hello(self, request: wire.Request, user: str | None, received: float) -> bytes:
+    def _hello(self, request: wire.Request, peer: bytes, user: str | None, received: float) -> bytes:
         owner = self._owner
         if owner is not None:
             if received - owner.last_seen < self.heartbeat_timeout_s:
                 raise wire.WireError(
-                    wire.BUSY,
-                    f"the robot is in use by client '{owner.client}'; one controlling client at a time",
-                    request.seq,
+                    wire.BUSY, "the robot is in use by another client; one controlling client at a time", request.seq
                 )
             self.count("client_lost")
             self._end_session(owner, "a new client arrived after this one's heartbeats stopped")
@@ -463,8 +524,8 @@ class RobotServer:
             user=user,
             client=request.client or "client",
             last_seen=received,
-            min_delay_s=received - request.t,
-            delay_updated=received,
+            delay=DelayBaseline(received - request.t, received),
+            peers={peer},
         )
         self._owner = session
         self.count("sessions")
@@ -495,18 +556,15 @@ class RobotServer:
 
     @staticmethod
     def _observe_delay(session: Session, request: wire.Request, received: float) -> None:
-        """Track the session's smallest (receive - send) time; refuse send times that leap ahead of it
-        (they would make every later command look late)."""
+        """Learn from the message's (receive - send) time; refuse, and learn nothing from, a send time that
+        leaps far ahead of the session's baseline."""
         delay = received - request.t
-        if delay < session.min_delay_s - wire.MAX_CLOCK_LEAP_S:
+        ahead = session.delay.value - delay
+        if ahead > wire.MAX_CLOCK_LEAP_S:
             raise wire.WireError(
-                wire.INVALID,
-                f"send time 't' is {session.min_delay_s - delay:.3f} s ahead of this session's clock",
-                request.seq,
+                wire.INVALID, f"send time 't' is {ahead:.3f} s ahead of this session's clock", request.seq
             )
-        allowed = session.min_delay_s + wire.DRIFT_ALLOWANCE * (received - session.delay_updated)
-        session.min_delay_s = min(delay, allowed)
-        session.delay_updated = received
+        session.delay.observe(delay, received)
 
     def _write(self, session: Session, request: wire.Request, received: float, superseded: bool) -> bytes:
         seq = request.seq
@@ -518,7 +576,7 @@ class RobotServer:
             raise wire.WireError(wire.SUPERSEDED, "a newer write from this client arrived in the same batch", seq)
         limit = min(request.ttl, self.max_command_age_s)
         now = self.clock()
-        age = (now - request.t) - session.min_delay_s
+        age = (now - request.t) - session.delay.value
         if age > limit:
             raise wire.WireError(
                 wire.EXPIRED, f"write {seq} is {age * 1e3:.1f} ms old, past its {limit * 1e3:.1f} ms deadline", seq
@@ -601,20 +659,37 @@ class RobotServer:
             except zmq.ZMQError:
                 return
             self.count("refused_handshake")
-            log.warning("robot server: refused a connection (%s)", event.get("event"))
+            self._refusal_log.warning("handshake", "robot server: refused a connection (%s)", event.get("event"))
 
 
 def _robot_refusal(exc: Exception) -> Exception:
-    """The robot's exceptions as refusals; anything unexpected stays itself (an internal error)."""
+    """The robot's exceptions as refusals (the handler adds the request's seq); anything unexpected stays
+    itself (an internal error)."""
     if isinstance(exc, LifecycleError):
-        return wire.WireError(wire.LIFECYCLE, str(exc))
-    if isinstance(exc, (PearlRobotError, ValueError)):
-        return wire.WireError(wire.FAULT, f"{type(exc).__name__}: {exc}")
+        return wire.WireError(wire.LIFECYCLE, _one_line(str(exc)))
+    if isinstance(exc, ValueError):  # the request's values, such as a teleport outside the joint limits
+        return wire.WireError(wire.INVALID, _one_line(str(exc)))
+    if isinstance(exc, PearlRobotError):
+        return wire.WireError(wire.FAULT, _one_line(f"{type(exc).__name__}: {exc}"))
     return exc
 
 
+def _one_line(text: str, limit: int = 300) -> str:
+    return (text.strip().splitlines() or [""])[0][:limit]
+
+
+def _decode(payload: bytes | wire.WireError, num_joints: int, max_bytes: int) -> wire.Request | wire.WireError:
+    if isinstance(payload, wire.WireError):
+        return payload
+    try:
+        return wire.decode_request(payload, num_joints, max_bytes)
+    except wire.WireError as exc:
+        return exc
+
+
 _EVENTS, _POLLIN = int(zmq.EVENTS), int(zmq.POLLIN)  # plain ints: enum flag arithmetic is slow on the hot path
-_WAKE = wire.WireError("wake", "stop() woke the loop")  # not a request: no reply, not counted
+# one message read: (envelope, CURVE user id, payload or its refusal, answerable, server receive time)
+_Item = tuple[list[bytes], str | None, "bytes | wire.WireError", bool, float]
 
 
 def _bytes(frame: Any) -> bytes:

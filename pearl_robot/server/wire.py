@@ -28,11 +28,12 @@ Reply (server -> client)::
     msg  str    when not ok: a sentence for the user
     ...         op-specific keys (see ``encode_state`` and the server's handlers)
 
-Deadlines without synchronized clocks: for each session the server keeps the smallest observed
-``receive_time - t`` (allowed to creep up by DRIFT_ALLOWANCE per second to follow clock drift); a
-command's age is its own ``receive_time - t`` minus that minimum, i.e. the delay it suffered beyond
-the best the link has shown. A write older than its ``ttl`` (or the server's own limit) is dropped,
-never executed late. A ``t`` more than MAX_CLOCK_LEAP_S ahead of that estimate is refused (``invalid``).
+Deadlines without synchronized clocks: for each session the server learns a baseline of ``receive_time - t``
+from many messages (``clock.DelayBaseline``: the median of per-window minima, rising no faster than clock
+drift); a command's age is its own ``receive_time - t`` minus that baseline, i.e. the delay it suffered beyond
+the best the link has shown. A write older than its ``ttl`` (or the server's own limit) is dropped, never
+executed late. No single message can move the baseline; a ``t`` more than MAX_CLOCK_LEAP_S ahead of it is
+refused (``invalid``) and not learned from.
 """
 
 from __future__ import annotations
@@ -54,8 +55,8 @@ SESSION_ID_BYTES = 16
 MAX_SEQ = 2**63
 MAX_TTL_S = 10.0
 MAX_CLIENT_NAME = 64
-DRIFT_ALLOWANCE = 1e-4  # s/s: how fast the per-session minimum delay may creep up (clock drift)
-MAX_CLOCK_LEAP_S = 1.0  # a send time further ahead of the session's clock than this is refused
+MAX_CLOCK_LEAP_S = 1.0  # a send time further ahead of the session's baseline than this is refused
+_MAP_MARKERS = frozenset(range(0x80, 0x90)) | {0xDE, 0xDF}  # msgpack fixmap, map16, map32
 
 OPS = frozenset({"hello", "ping", "read", "enable", "disable", "write", "teleport", "stats", "bye"})
 ARRAY_DTYPE = np.dtype("<f8")
@@ -154,12 +155,19 @@ def encode_request(op: str, seq: int, t: float, sid: bytes | None = None, **fiel
     return pack(message)
 
 
+def check_frame(frame: bytes, max_bytes: int = MAX_MESSAGE_BYTES) -> None:
+    """The checks that need no decoding: the size, and that the frame starts a msgpack map."""
+    if len(frame) > max_bytes:
+        raise WireError(OVERSIZED, f"message of {len(frame)} bytes exceeds the {max_bytes}-byte limit")
+    if not frame or frame[0] not in _MAP_MARKERS:
+        raise WireError(MALFORMED, "not a msgpack map")
+
+
 def decode_request(frame: bytes, num_joints: int, max_bytes: int = MAX_MESSAGE_BYTES) -> Request:
     """Validate one request frame; raises WireError naming why it is refused.
 
     Written flat (no helper calls on the common path): it runs once per message on the robot computer."""
-    if len(frame) > max_bytes:
-        raise WireError(OVERSIZED, f"message of {len(frame)} bytes exceeds the {max_bytes}-byte limit")
+    check_frame(frame, max_bytes)
     try:
         message = _unpackb(frame, raw=False, strict_map_key=True)
     except Exception as exc:  # any decoder complaint: truncated, extra data, bad type byte, limits

@@ -66,9 +66,15 @@ def _arm(values, spec) -> np.ndarray:
 
 def _assert_recovered(result, truth, spec) -> None:
     assert result.latency_s == pytest.approx(truth.latency_s, abs=LATENCY_TOLERANCE_S)
+    ratios = {}
     for field in ("gain_scale", "damping_scale"):
         fitted, hidden = _arm(getattr(result.dynamics, field), spec), _arm(getattr(truth, field), spec)
-        assert np.abs(fitted / hidden - 1).max() < GAIN_DAMPING_TOLERANCE, (field, fitted, hidden)
+        ratios[field] = fitted / hidden
+        # the base yaw joint (the first) carries no gravity load: scaling its gain, damping, friction and
+        # armature together gives the same motion, so only their ratios are identifiable there
+        assert np.abs(ratios[field][1:] - 1).max() < GAIN_DAMPING_TOLERANCE, (field, fitted, hidden)
+    lag = ratios["gain_scale"] / ratios["damping_scale"]  # kp / damping: the servo's time constant
+    assert np.abs(lag - 1).max() < GAIN_DAMPING_TOLERANCE, ("gain / damping", lag)
     assert result.dynamics.payload_mass_kg == pytest.approx(truth.payload_mass_kg, abs=0.03)
     assert result.validation_ratio <= 2.0
     assert result.validation_rms_before_rad > 4 * result.validation_rms_rad  # the nominal model is far off
