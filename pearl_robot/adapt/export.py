@@ -4,9 +4,11 @@ robomimic-style HDF5 readers also open with h5py): one group per episode with ``
 sent targets, joint state, z). HDF5 because it needs only h5py (already a dependency), keeps every
 episode's arrays typed and sliceable, and is what D4RL, Minari and robomimic users already load.
 
-A partial episode (cut short: ``attrs["partial"]``, no truncation flag on its last step) is exported as
-such. The file is built in memory and written atomically once its size is known to fit, so a full disk or
-a read-only folder is one clear error and leaves no temporary file and no torn HDF5 behind."""
+A partial episode (cut short by a stop, a fault or a crash) is truncated at its last step like every
+episode that ends without a terminal state, and marked ``attrs["partial"]`` (as the Minari and LeRobot
+exports mark it), so it is never taken for a complete one. The file is built in memory and written
+atomically once its size is known to fit, so a full disk or a read-only folder is one clear error and
+leaves no temporary file and no torn HDF5 behind."""
 
 from __future__ import annotations
 
@@ -83,7 +85,7 @@ def _fill(h5: h5py.File, data: SessionData) -> None:
         group["rewards"] = _stack([s["reward"] for s in steps])
         group["terminations"] = np.zeros(len(steps), dtype=bool)
         truncations = np.zeros(len(steps), dtype=bool)
-        truncations[-1] = episode not in partial
+        truncations[-1] = True  # no episode here ends in a terminal state; partial ones say so in attrs
         group["truncations"] = truncations
         infos = group.create_group("infos")
         infos["timestamp"] = _stack([s["timestamp"] for s in steps])
