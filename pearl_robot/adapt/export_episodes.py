@@ -10,7 +10,6 @@ Episodes with no steps (a start that was refused) hold no data and are left out.
 from __future__ import annotations
 
 import importlib
-import json
 import os
 import re
 from dataclasses import dataclass, field
@@ -19,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from pearl_robot.adapt.store import SessionData, SessionStore, is_partial
+from pearl_robot.adapt.store import SessionData, is_partial, read_session
 from pearl_robot.envs.robot_env import RobotEnv
 from pearl_robot.errors import PearlRobotError
 from pearl_robot.robot.mock import MockRobot
@@ -142,26 +141,24 @@ def load_sources(folders: list[str | os.PathLike[str]]) -> Sources:
 
 
 def _load(folder: Path) -> SessionData:
-    if not folder.is_dir():
-        raise ExportError(f"{folder}: no such session folder")
     try:
-        data = SessionStore(folder).load()
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ExportError(f"{folder}: corrupt session (meta.json: {exc})") from None
+        return read_session(folder, STEP_FIELDS)
     except PearlRobotError as exc:
-        raise ExportError(str(exc)) from None
-    if not isinstance(data.meta, dict):
-        raise ExportError(f"{folder}: corrupt session (meta.json is not a mapping)")
-    for i, step in enumerate(data.steps()):
-        missing = [key for key in STEP_FIELDS if step.get(key) is None]
-        if missing:
-            raise ExportError(f"{folder}: corrupt session (step record {i} has no {', '.join(missing)})")
-    if not data.steps():
-        raise ExportError(f"{folder}: the session has no recorded steps (nothing to export)")
-    for key in ("obs", "next_obs", "requested_action", "position"):
-        if len({len(s[key]) for s in data.steps()}) > 1:
-            raise ExportError(f"{folder}: corrupt session (the steps' {key} differ in length)")
-    return data
+        raise ExportError(str(exc).replace("recorded steps", "recorded steps (nothing to export)")) from None
+
+
+def episode_metadata(episode: Episode) -> dict[str, Any]:
+    """What every export keeps about an episode besides its arrays: where it came from, whether it is
+    partial, how it ended."""
+    end = episode.end or {}
+    return {
+        "session": episode.session,
+        "session_episode": int(episode.session_episode),
+        "partial": episode.partial,
+        "end_reason": episode.end_reason,
+        "z_source": str(episode.start.get("z_source", "")),
+        "episode_return": float(end.get("episode_return", episode.rewards.sum())),
+    }
 
 
 def _episodes(session: str, data: SessionData) -> list[Episode]:

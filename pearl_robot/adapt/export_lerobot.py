@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from pearl_robot.adapt.export_episodes import ExportError, Sources, require
+from pearl_robot.adapt.export_episodes import ExportError, Sources, episode_metadata, require
 from pearl_robot.envs.robot_env import REACH_ERROR_UNIT_M
 
 CODEBASE_VERSION = "v3.0"
@@ -182,7 +182,6 @@ def _episodes_table(pa: Any, sources: Sources, frames: dict[str, np.ndarray], ta
     start = 0
     for index, episode in enumerate(sources.episodes):
         stop = start + len(episode.steps)
-        end = episode.end or {}
         row = {
             "episode_index": index,
             "tasks": [tasks[int(frames["task_index"][start])]],
@@ -193,12 +192,7 @@ def _episodes_table(pa: Any, sources: Sources, frames: dict[str, np.ndarray], ta
             "dataset_to_index": stop,
             "meta/episodes/chunk_index": 0,
             "meta/episodes/file_index": 0,
-            "session": episode.session,
-            "session_episode": int(episode.session_episode),
-            "partial": episode.partial,
-            "end_reason": episode.end_reason,
-            "z_source": str(episode.start.get("z_source", "")),
-            "episode_return": float(end.get("episode_return", episode.rewards.sum())),
+            **episode_metadata(episode),
         }
         for key, values in frames.items():
             for stat, value in _stats(values[start:stop]).items():

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from pearl_robot.adapt.export_episodes import Episode, ExportError, Sources, require
+from pearl_robot.adapt.export_episodes import Episode, ExportError, Sources, episode_metadata, require
 
 
 def dataset_id(minari: Any, name: str) -> str:
@@ -73,7 +73,7 @@ def _create(minari: Any, ident: str, sources: Sources) -> None:
             description=_description(sources),
             data_format="hdf5",
         )
-    dataset.storage.update_episode_metadata([_episode_metadata(e) for e in sources.episodes])
+    dataset.storage.update_episode_metadata([episode_metadata(e) for e in sources.episodes])
     dataset.storage.update_metadata({"pearl_robot": {"sessions": sources.sessions, "meta": sources.metas}})
 
 
@@ -111,18 +111,6 @@ def _buffer(minari: Any, index: int, episode: Episode, latent_size: int) -> Any:
         truncations=truncations,
         infos=infos,
     )
-
-
-def _episode_metadata(episode: Episode) -> dict[str, Any]:
-    end = episode.end or {}
-    return {
-        "session": episode.session,
-        "session_episode": int(episode.session_episode),
-        "partial": episode.partial,
-        "end_reason": episode.end_reason,
-        "z_source": str(episode.start.get("z_source", "")),
-        "episode_return": float(end.get("episode_return", episode.rewards.sum())),
-    }
 
 
 def _description(sources: Sources) -> str:

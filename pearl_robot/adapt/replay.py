@@ -9,15 +9,13 @@ compared with the recorded ones: RMS and max error per joint, per episode and ov
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from pearl_robot.adapt.store import SessionData, SessionStore
+from pearl_robot.adapt.store import SessionData, read_session
 from pearl_robot.errors import PearlRobotError
 from pearl_robot.robot.dynamics import ArmDynamics
 from pearl_robot.robot.sim import SimRobot
@@ -85,26 +83,12 @@ def _stats(error: np.ndarray) -> dict[str, list[float]]:
 
 def load_session(folder: str | os.PathLike[str]) -> SessionData:
     """The session's records; a missing or unreadable session, or one with nothing sent, is a ReplayError."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise ReplayError(f"{folder}: no such session folder")
     try:
-        data = SessionStore(folder).load()
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ReplayError(f"{folder}: corrupt session (meta.json: {exc})") from None
+        data = read_session(folder, tuple(f for f in STEP_FIELDS if f != "sent_target"))  # a dry run: below
     except PearlRobotError as exc:
         raise ReplayError(str(exc)) from None
-    if not isinstance(data.meta, dict):
-        raise ReplayError(f"{folder}: corrupt session (meta.json is not a mapping)")
-    steps = data.steps()
-    if not steps:
-        raise ReplayError(f"{folder}: the session has no recorded steps")
-    if any(s.get("sent_target") is None for s in steps):
+    if any(s.get("sent_target") is None for s in data.steps()):
         raise ReplayError(f"{folder}: a dry run (nothing was sent to the arm): there are no targets to replay")
-    for i, step in enumerate(steps):
-        missing = [key for key in STEP_FIELDS if step.get(key) is None]
-        if missing:
-            raise ReplayError(f"{folder}: corrupt session (step record {i} has no {', '.join(missing)})")
     return data
 
 

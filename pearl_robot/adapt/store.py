@@ -235,3 +235,25 @@ class SessionStore:
                 message = f"disk full while writing {self.folder}; the data before it is intact"
                 raise SessionStoreError(message) from None
             raise SessionStoreError(f"cannot write session data in {self.folder}: {exc.strerror or exc}") from None
+
+
+def read_session(folder: str | os.PathLike[str], required: tuple[str, ...] = ()) -> SessionData:
+    """A session's records for a reader (replay, export): a missing folder, corrupt metadata, no steps or
+    a step record without one of ``required`` is a ``SessionStoreError`` naming the folder."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise SessionStoreError(f"{folder}: no such session folder")
+    try:
+        data = SessionStore(folder).load()
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise SessionStoreError(f"{folder}: corrupt session (meta.json: {exc})") from None
+    if not isinstance(data.meta, dict):
+        raise SessionStoreError(f"{folder}: corrupt session (meta.json is not a mapping)")
+    steps = data.steps()
+    if not steps:
+        raise SessionStoreError(f"{folder}: the session has no recorded steps")
+    for i, step in enumerate(steps):
+        missing = [key for key in required if step.get(key) is None]
+        if missing:
+            raise SessionStoreError(f"{folder}: corrupt session (step record {i} has no {', '.join(missing)})")
+    return data
