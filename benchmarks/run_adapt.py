@@ -1,9 +1,15 @@
-"""`pearl-robot bench adapt --json`: adaptation on held-out arm dynamics, return per episode for PEARL
-(posterior sampling), the same policy at z from the prior, multi-task SAC without context and an oracle
-trained on that exact task; ``fraction_of_oracle`` per episode and the targets (>= 0.9 of the oracle by
-episode 3; clearly above the prior z and the multi-task SAC). Long: it trains three runs at the
-arm-dynamics-medium budget (about 2.5 hours on one core here; runs in ``--out`` are reused or resumed).
-Not in run_all.py for that reason; extra arguments pass through (see `pearl-robot bench adapt --help`)."""
+"""`pearl-robot bench adapt --json`: adaptation on held-out arms of the arm-fleet family against honest
+baselines, per seed (3 by default, each its own split and runs): PEARL by posterior sampling and at z from
+the prior, domain-randomised SAC (no context), an RL oracle observing the arm's parameters, the best single
+scripted controller (tuned on the training arms only), a scripted controller tuned per held-out arm (the
+classical oracle) and random actions. Reports per episode the return, the share of the DR-SAC -> best
+oracle gap PEARL closes and PEARL minus the best single scripted controller (paired on goal sequences),
+mean and standard error over seeds, the adaptation value and the targets; writes OUT/bench_adapt.json and
+OUT/bench_adapt.png. Long: nine training runs at the arm-fleet-medium budget (about 25 minutes each on one
+core here, two at a time with the default --jobs 2: a little over 2 hours on 2 cores); runs in
+OUT/seed-S/<method> are reused when finished and resumed when interrupted, so it can be spread over several
+invocations. Not in run_all.py for that reason; extra arguments pass through (see `pearl-robot bench adapt
+--help`)."""
 
 from __future__ import annotations
 

@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
         "adapt": not args.prior_only,
         "return_per_trajectory": online,
         "final_return": result.final_return,
-        "final_return_std_over_tasks": float(result.returns[:, :, -1].mean(axis=1).std()),
+        "final_return_std_over_tasks": float(result.last_returns.mean(axis=1).std()),
     }
     if args.json:
         print(json.dumps(summary))

@@ -65,10 +65,16 @@ class RobotEnv(gym.Env):
             [self.robot_spec.position_min[self.arm], -high[n_arm : 3 * n_arm], -box] + [-p for p in goal_parts]
         )
         self.observation_space = gym.spaces.Box(low.astype(np.float32), high.astype(np.float32), dtype=np.float32)
+        self._obs_bounds = (self.observation_space.low, self.observation_space.high)  # a subclass may extend the space
         self.action_space = gym.spaces.Box(-1.0, 1.0, (n_arm,), np.float32)
         self._target = self.robot_spec.home_rad.copy()
         self._steps = 0
         self.last_state = None
+
+    @property
+    def commanded_target(self) -> np.ndarray:
+        """The joint targets last commanded (all joints, rad); a copy, read-only for callers."""
+        return self._target.copy()
 
     def set_task(self, task: ReachTask) -> None:
         if task.goal_observed != self.task.goal_observed:
@@ -102,9 +108,9 @@ class RobotEnv(gym.Env):
 
     def step(self, action: np.ndarray):
         action = np.asarray(action, dtype=float)
-        if action.shape != self.action_space.shape or not np.all(np.isfinite(action)):
+        if action.shape != (len(self.arm),) or not np.all(np.isfinite(action)):
             # hold position: the safety layer counts it; the episode goes on
-            action = np.zeros(self.action_space.shape)
+            action = np.zeros(len(self.arm))
         action = np.clip(action, -1.0, 1.0)
         target = self._target.copy()
         target[self.arm] += action * self.action_scale_rad
@@ -157,4 +163,4 @@ class RobotEnv(gym.Env):
         if self.task.goal_observed:
             parts += [(self.task.goal - ee) / REACH_ERROR_UNIT_M, self.task.goal]
         obs = np.concatenate(parts).astype(np.float32)
-        return np.clip(obs, self.observation_space.low, self.observation_space.high)
+        return np.clip(obs, *self._obs_bounds)

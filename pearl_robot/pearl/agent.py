@@ -32,6 +32,7 @@ class AgentDims:
     probabilistic: bool = True
     recurrent: bool = False
     use_context: bool = True  # False: z is always 0 (multi-task SAC without context, a baseline)
+    init: str = "fan_in"  # weight initialization (networks.INITS): "fan_in" or "reference" (rlkit's)
 
     @property
     def context_dim(self) -> int:
@@ -50,6 +51,7 @@ class AgentDims:
             probabilistic=cfg.use_information_bottleneck,
             recurrent=cfg.recurrent,
             use_context=cfg.use_context,
+            init=cfg.init,
         )
 
 
@@ -66,10 +68,11 @@ class PEARLAgent(nn.Module):
             dims.num_hidden_layers,
             probabilistic=dims.probabilistic,
             recurrent=dims.recurrent,
+            init=dims.init,
         )
-        self.policy = TanhGaussianPolicy(o + z, hidden, a)
-        self.qf = EnsembleMLP(2, o + a + z, hidden, 1)  # Q1, Q2 in one batched pass
-        self.vf = MLP(o + z, hidden, 1)
+        self.policy = TanhGaussianPolicy(o + z, hidden, a, dims.init)
+        self.qf = EnsembleMLP(2, o + a + z, hidden, 1, dims.init)  # Q1, Q2 in one batched pass
+        self.vf = MLP(o + z, hidden, 1, dims.init)
         self.target_vf = copy.deepcopy(self.vf)
         self.target_vf.requires_grad_(False)
 

@@ -53,6 +53,7 @@ class PEARLConfig:
     num_hidden_layers: int = 3
     use_information_bottleneck: bool = True  # False: deterministic encoder, no KL
     recurrent: bool = False  # GRU encoder over contiguous context instead of the product of Gaussians
+    init: str = "fan_in"  # "fan_in": hidden +-1/sqrt(fan_in), last layers +-3e-3; "reference": rlkit's (docs/pearl.md)
 
     # ---- losses ---------------------------------------------------------------------------------
     reward_scale: float = 5.0
@@ -71,7 +72,10 @@ class PEARLConfig:
 
     # ---- evaluation (the paper's protocol) --------------------------------------------------------
     num_exp_traj_eval: int = 1  # trajectories with z ~ prior before posterior sampling
-    num_steps_per_eval: int = 600  # per test task: num_steps_per_eval // max_path_length trajectories
+    num_steps_per_eval: int = 600  # per test task and run; how it sets the trajectory count: eval_rule
+    # "trajectories": num_steps_per_eval // max_path_length trajectories per task and run;
+    # "steps": the reference's: whole trajectories until num_steps_per_eval steps, the last one scored
+    eval_rule: str = "trajectories"
     num_evals: int = 1  # independent evaluation runs per task
     num_eval_train_tasks: int | None = None  # train tasks evaluated too; None: as many as test tasks
     eval_every: int = 1  # iterations; the last iteration is always evaluated
@@ -107,6 +111,10 @@ class PEARLConfig:
             raise ConfigError(source, "device", f"must be cpu, cuda, cuda:N or auto, got '{self.device}'")
         if self.recurrent and not self.use_information_bottleneck:
             raise ConfigError(source, "recurrent", "the recurrent encoder is probabilistic only")
+        if self.init not in ("fan_in", "reference"):
+            raise ConfigError(source, "init", f"must be fan_in or reference, got '{self.init}'")
+        if self.eval_rule not in ("trajectories", "steps"):
+            raise ConfigError(source, "eval_rule", f"must be trajectories or steps, got '{self.eval_rule}'")
         return self
 
     def to_dict(self) -> dict[str, Any]:

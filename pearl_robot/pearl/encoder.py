@@ -47,6 +47,7 @@ class ContextEncoder(nn.Module):
         num_hidden_layers: int = 3,
         probabilistic: bool = True,
         recurrent: bool = False,
+        init: str = "fan_in",
     ) -> None:
         super().__init__()
         self.context_dim, self.latent_size = context_dim, latent_size
@@ -55,12 +56,12 @@ class ContextEncoder(nn.Module):
         if recurrent:
             if not probabilistic:
                 raise ValueError("the recurrent encoder is probabilistic only")
-            self.embed = MLP(context_dim, [hidden_size] * max(num_hidden_layers - 1, 1), hidden_size)
+            self.embed = MLP(context_dim, [hidden_size] * max(num_hidden_layers - 1, 1), hidden_size, init)
             self.gru = nn.GRU(hidden_size, hidden_size, batch_first=True)
             self.head = nn.Linear(hidden_size, out)
             _init_last(self.head.weight, self.head.bias)
         else:
-            self.net = MLP(context_dim, [hidden_size] * num_hidden_layers, out)
+            self.net = MLP(context_dim, [hidden_size] * num_hidden_layers, out, init)
 
     def factors(self, context: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-transition Gaussian factors ``[T, N, latent]`` (probabilistic, non-recurrent)."""

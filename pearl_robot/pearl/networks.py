@@ -1,9 +1,15 @@
 """Networks: MLPs, an ensemble MLP that computes the twin Q functions in one batched pass, and the
 tanh-Gaussian policy.
 
-Initialization follows the reference (rlkit): hidden biases 0.1, the last layer's weights and biases
-uniform in +-3e-3. Hidden weights are uniform in +-1/sqrt(fan_in) with the true fan-in (the reference's
-``fanin_init`` reads ``weight.size(0)``, the *output* width of an ``nn.Linear``; see docs/pearl.md).
+Initialization (``init``, PEARLConfig.init; see docs/pearl.md):
+
+- ``"fan_in"`` (default): hidden weights uniform in +-1/sqrt(fan_in) with the true fan-in, hidden biases
+  0.1, every last layer's weights and biases uniform in +-3e-3 (the policy's too).
+- ``"reference"`` (rlkit's, as oyster runs it): hidden weights uniform in +-1/sqrt(width of the layer's
+  *output*) (``fanin_init`` reads ``weight.size(0)`` of an ``nn.Linear``, which is its output width), so
+  the first layer of a 300-wide net gets +-1/sqrt(300) whatever its input; hidden biases 0.1; last
+  layers +-3e-3 (``Mlp``'s ``init_w``) except the policy's mean and log-std heads, +-1e-3
+  (``TanhGaussianPolicy``'s ``init_w``).
 """
 
 from __future__ import annotations
@@ -16,32 +22,49 @@ from torch import nn
 
 HIDDEN_BIAS_INIT = 0.1
 LAST_LAYER_INIT = 3e-3
+POLICY_LAST_LAYER_INIT_REFERENCE = 1e-3  # rlkit's TanhGaussianPolicy init_w
+INITS = ("fan_in", "reference")
 LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0
 _LOG2 = math.log(2.0)
 
 
-def _init_hidden(weight: torch.Tensor, bias: torch.Tensor, fan_in: int) -> None:
-    bound = 1.0 / math.sqrt(fan_in)
+def check_init(init: str) -> str:
+    if init not in INITS:
+        raise ValueError(f"init must be one of {INITS}, got {init!r}")
+    return init
+
+
+def _init_hidden(weight: torch.Tensor, bias: torch.Tensor, fan_in: int, fan_out: int, init: str = "fan_in") -> None:
+    """Uniform in +-1/sqrt(fan_in) (``init="fan_in"``) or +-1/sqrt(fan_out) (``"reference"``, rlkit's
+    ``fanin_init`` on an ``nn.Linear`` weight); bias 0.1."""
+    bound = 1.0 / math.sqrt(fan_in if check_init(init) == "fan_in" else fan_out)
     nn.init.uniform_(weight, -bound, bound)
     nn.init.constant_(bias, HIDDEN_BIAS_INIT)
 
 
-def _init_last(weight: torch.Tensor, bias: torch.Tensor) -> None:
-    nn.init.uniform_(weight, -LAST_LAYER_INIT, LAST_LAYER_INIT)
-    nn.init.uniform_(bias, -LAST_LAYER_INIT, LAST_LAYER_INIT)
+def _init_last(weight: torch.Tensor, bias: torch.Tensor, bound: float = LAST_LAYER_INIT) -> None:
+    nn.init.uniform_(weight, -bound, bound)
+    nn.init.uniform_(bias, -bound, bound)
 
 
 class MLP(nn.Module):
-    """Linear-ReLU stack; the output layer is linear."""
+    """Linear-ReLU stack; the output layer is linear (weights and biases uniform in +-``last_init``)."""
 
-    def __init__(self, in_dim: int, hidden: list[int] | tuple[int, ...], out_dim: int) -> None:
+    def __init__(
+        self,
+        in_dim: int,
+        hidden: list[int] | tuple[int, ...],
+        out_dim: int,
+        init: str = "fan_in",
+        last_init: float = LAST_LAYER_INIT,
+    ) -> None:
         super().__init__()
         dims = [in_dim, *hidden]
         self.hidden = nn.ModuleList(nn.Linear(a, b) for a, b in zip(dims[:-1], dims[1:]))
         self.last = nn.Linear(dims[-1], out_dim)
-        for layer, fan_in in zip(self.hidden, dims[:-1]):
-            _init_hidden(layer.weight, layer.bias, fan_in)
-        _init_last(self.last.weight, self.last.bias)
+        for layer, fan_in, fan_out in zip(self.hidden, dims[:-1], dims[1:]):
+            _init_hidden(layer.weight, layer.bias, fan_in, fan_out, init)
+        _init_last(self.last.weight, self.last.bias, last_init)
         self.in_dim, self.out_dim = in_dim, out_dim
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -60,7 +83,9 @@ class EnsembleMLP(nn.Module):
     """``size`` independent MLPs evaluated together: every layer is one ``torch.baddbmm`` over the
     members (weights ``[size, in, out]``). The twin Q functions are an ensemble of 2."""
 
-    def __init__(self, size: int, in_dim: int, hidden: list[int] | tuple[int, ...], out_dim: int) -> None:
+    def __init__(
+        self, size: int, in_dim: int, hidden: list[int] | tuple[int, ...], out_dim: int, init: str = "fan_in"
+    ) -> None:
         super().__init__()
         dims = [in_dim, *hidden, out_dim]
         self.weights = nn.ParameterList()
@@ -69,7 +94,7 @@ class EnsembleMLP(nn.Module):
             w = torch.empty(size, a, b)
             bias = torch.empty(size, 1, b)
             if i < len(dims) - 2:
-                _init_hidden(w, bias, a)
+                _init_hidden(w, bias, a, b, init)
             else:
                 _init_last(w, bias)
             self.weights.append(nn.Parameter(w))
@@ -103,11 +128,13 @@ def tanh_log_det_jacobian(pre_tanh: torch.Tensor) -> torch.Tensor:
 
 class TanhGaussianPolicy(nn.Module):
     """MLP(obs + z) -> mean and log-std heads (log-std clamped to [-20, 2]); action = tanh(u),
-    u ~ N(mean, std); log-prob with the tanh correction."""
+    u ~ N(mean, std); log-prob with the tanh correction. The heads' init: +-3e-3 (``init="fan_in"``) or
+    +-1e-3 (``"reference"``, rlkit's ``init_w`` for both heads)."""
 
-    def __init__(self, in_dim: int, hidden: list[int] | tuple[int, ...], action_dim: int) -> None:
+    def __init__(self, in_dim: int, hidden: list[int] | tuple[int, ...], action_dim: int, init: str = "fan_in") -> None:
         super().__init__()
-        self.net = MLP(in_dim, hidden, 2 * action_dim)  # the two heads share one output layer
+        last_init = POLICY_LAST_LAYER_INIT_REFERENCE if check_init(init) == "reference" else LAST_LAYER_INIT
+        self.net = MLP(in_dim, hidden, 2 * action_dim, init, last_init)  # the two heads share one output layer
         self.action_dim = action_dim
 
     def forward(

@@ -146,16 +146,7 @@ class MetaTrainer:
         self.enc_buffer = MultiTaskReplayBuffer(n, self.layout, cfg.replay_buffer_size)
         self.collect_rng = np.random.default_rng([cfg.seed, 1])
         self.train_rng = np.random.default_rng([cfg.seed, 2])
-        self.evaluator = Evaluator(
-            self.family,
-            self.eval_env,
-            self.layout,
-            self.max_path_length,
-            num_trajectories=max(cfg.num_steps_per_eval // self.max_path_length, 1),
-            num_exp_traj_eval=cfg.num_exp_traj_eval,
-            sparse_rewards=cfg.sparse_rewards,
-            use_next_obs_in_context=cfg.use_next_obs_in_context,
-        )
+        self.evaluator = Evaluator.from_config(cfg, self.family, self.eval_env, self.layout, self.max_path_length)
 
         self.iteration = 0  # the next iteration to run
         self.env_steps = 0  # training samples (evaluation not counted)
@@ -551,15 +542,7 @@ def load_policy(run: str | os.PathLike[str], num_steps_per_eval: int | None = No
     agent = PEARLAgent(AgentDims.from_config(cfg, obs_dim, action_dim))
     agent.load_state_dict(state["agent"])
     max_path_length = int(cfg.max_path_length or family.max_path_length)
-    steps = num_steps_per_eval or cfg.num_steps_per_eval
-    evaluator = Evaluator(
-        family,
-        env,
-        Layout(obs_dim, action_dim),
-        max_path_length,
-        num_trajectories=max(steps // max_path_length, 1),
-        num_exp_traj_eval=cfg.num_exp_traj_eval,
-        sparse_rewards=cfg.sparse_rewards,
-        use_next_obs_in_context=cfg.use_next_obs_in_context,
+    evaluator = Evaluator.from_config(
+        cfg, family, env, Layout(obs_dim, action_dim), max_path_length, num_steps_per_eval
     )
     return LoadedPolicy(cfg, int(state["iteration"]), family, train_tasks, test_tasks, agent.export_numpy(), evaluator)

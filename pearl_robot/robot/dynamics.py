@@ -16,6 +16,9 @@ class ArmDynamics:
     XM430-W350 values of docs/servo_model.md), plus absolute extras: the payload and ``latency_s``, the
     delay between sending a target and the servo acting on it (what ``calibrate sysid`` estimates).
 
+    ``current_limit_scale`` multiplies the actuator's force range (the stall torque in the MJCF): a servo
+    in current-based position mode with its Current Limit at that share of the maximum.
+
     Per-joint sequences are in the joint order of the actuated joints; a scalar applies to all joints.
     """
 
@@ -23,6 +26,7 @@ class ArmDynamics:
     frictionloss_scale: tuple[float, ...] | float = 1.0
     armature_scale: tuple[float, ...] | float = 1.0
     gain_scale: tuple[float, ...] | float = 1.0
+    current_limit_scale: tuple[float, ...] | float = 1.0
     payload_mass_kg: float = 0.0
     latency_s: float = 0.0
     extra: dict = field(default_factory=dict)
@@ -65,6 +69,7 @@ class DynamicsApplier:
         self.nominal_armature = model.dof_armature[self.dof].copy()
         self.nominal_gain = model.actuator_gainprm[self.actuators, 0].copy()
         self.nominal_bias = model.actuator_biasprm[self.actuators, :3].copy()
+        self.nominal_forcerange = model.actuator_forcerange[self.actuators].copy()
         try:
             self.payload_body = model.body(payload_body).id
             self.nominal_payload_mass = float(model.body_mass[self.payload_body])
@@ -85,6 +90,8 @@ class DynamicsApplier:
         m.actuator_gainprm[self.actuators, 0] = self.nominal_gain * gain
         m.actuator_biasprm[self.actuators, 1] = self.nominal_bias[:, 1] * gain
         m.actuator_biasprm[self.actuators, 2] = self.nominal_bias[:, 2]
+        limit = _per_joint(dynamics.current_limit_scale, n, "current_limit_scale")
+        m.actuator_forcerange[self.actuators] = self.nominal_forcerange * limit[:, None]
         if dynamics.payload_mass_kg < 0 or not np.isfinite(dynamics.payload_mass_kg):
             raise ValueError("payload_mass_kg must be finite and >= 0")
         if self.payload_body is not None:

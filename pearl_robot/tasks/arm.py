@@ -28,17 +28,20 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+from collections.abc import Callable
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 
+from pearl_robot.control.scripted import ScriptedReacher
 from pearl_robot.envs.robot_env import RobotEnv
 from pearl_robot.errors import ConfigError, PearlRobotError
 from pearl_robot.robot.base import Robot
 from pearl_robot.robot.dynamics import ArmDynamics
 from pearl_robot.robot.registry import open_robot
 from pearl_robot.robot.spec import RobotSpec, load_spec
+from pearl_robot.tasks.arm_control import ControllerActions, tolerance_reward
 from pearl_robot.tasks.base import Task, TaskFamily
 from pearl_robot.tasks.reach import ReachTask, sample_reachable_goals
 
@@ -81,6 +84,11 @@ class ArmTaskEnv(RobotEnv):
         goal_pool: np.ndarray | None = None,
         overshoot_cost: float = 0.0,
         speed_cost: float = 0.0,
+        action_mode: str = "joint",
+        residual_scale: float = 0.3,
+        reward_mode: str = "distance",
+        tolerance_m: tuple[float, float] = (0.01, 0.05),
+        dynamics_features: Callable[[ArmDynamics], np.ndarray] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(robot, task, **kwargs)
@@ -88,6 +96,22 @@ class ArmTaskEnv(RobotEnv):
         self.goal_pool = None if goal_pool is None else np.asarray(goal_pool, dtype=float)
         self.overshoot_cost = float(overshoot_cost)
         self.speed_cost = float(speed_cost)
+        self.reward_mode = reward_mode
+        self.tolerance_m = (float(tolerance_m[0]), float(tolerance_m[1]))
+        self.controller: ControllerActions | None = None
+        if action_mode == "controller":
+            reacher = ScriptedReacher(self.kinematics, self.arm, self.action_scale_rad)
+            self.controller = ControllerActions(reacher, residual_scale)
+            self.action_space = gym.spaces.Box(-1.0, 1.0, (self.controller.size,), np.float32)
+        self.dynamics_features = dynamics_features
+        if dynamics_features is not None:  # the oracle's observation: the task's parameters appended
+            n = len(dynamics_features(ArmDynamics()))
+            space = self.observation_space
+            self.observation_space = gym.spaces.Box(
+                np.concatenate([space.low, np.full(n, -10.0)]).astype(np.float32),
+                np.concatenate([space.high, np.full(n, 10.0)]).astype(np.float32),
+                dtype=np.float32,
+            )
         self._last_distance = 0.0
         self._pending_goal: np.ndarray | None = None
         self._pending_dynamics: ArmDynamics | None = None
@@ -107,6 +131,13 @@ class ArmTaskEnv(RobotEnv):
     @property
     def dynamics(self) -> ArmDynamics | None:
         return getattr(self.robot.unwrapped(), "dynamics", None)
+
+    def _observation(self, state) -> np.ndarray:
+        obs = super()._observation(state)
+        if self.dynamics_features is None:
+            return obs
+        features = self.dynamics_features(self.dynamics or ArmDynamics())
+        return np.concatenate([obs, features]).astype(np.float32)
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         if seed is not None:
@@ -128,8 +159,21 @@ class ArmTaskEnv(RobotEnv):
         return obs, info
 
     def step(self, action):
+        controller_info = {}
+        if self.controller is not None:
+            action = np.asarray(action, dtype=float)
+            if action.shape == (self.controller.size,) and np.all(np.isfinite(action)):
+                action, gain, blend = self.controller.joint_action(
+                    action, self.last_state.position, self._target, self.task.goal
+                )
+                controller_info = {"controller_gain": gain, "controller_blend": blend}
+            else:
+                action = np.full(len(self.arm), np.nan)  # RobotEnv holds position on a bad action
         obs, reward, terminated, truncated, info = super().step(action)
+        info.update(controller_info)
         distance = info["distance_m"]
+        if self.reward_mode == "tolerance":
+            reward = tolerance_reward(distance, *self.tolerance_m)
         if self.overshoot_cost:
             away = max(0.0, distance - self._last_distance)
             reward -= self.overshoot_cost * away
@@ -259,9 +303,34 @@ class ArmDynamicsFamily(_ArmFamily):
         goal_margin: float = 0.3,
         goal_pool_size: int = 256,
         goal_pool_seed: int = 0,
+        action_mode: str = "joint",
+        residual_scale: float = 0.3,
+        reward_mode: str = "distance",
+        tolerance_m: tuple[float, float] = (0.01, 0.05),
+        observe_dynamics: bool = False,
         **kwargs: Any,
     ) -> None:
+        """``action_mode``: ``joint`` (target increments) or ``controller`` (the scripted controller's gain,
+        blend and a residual: ``pearl_robot.tasks.arm_control``); ``reward_mode``: ``distance`` or
+        ``tolerance`` (``tolerance_m``: bound and margin); ``observe_dynamics``: the task's parameters
+        appended to the observation (an oracle's view, for baselines only)."""
         super().__init__(**kwargs)
+        if action_mode not in ("joint", "controller"):
+            raise ConfigError("<task family>", f"{self.name}.action_mode", f"joint or controller, got {action_mode!r}")
+        if reward_mode not in ("distance", "tolerance"):
+            raise ConfigError(
+                "<task family>", f"{self.name}.reward_mode", f"distance or tolerance, got {reward_mode!r}"
+            )
+        bound, margin = _check_range("tolerance_m", tolerance_m)
+        if margin <= 0:
+            raise ConfigError("<task family>", f"{self.name}.tolerance_m", "the margin must be > 0")
+        self.env_options = {
+            "action_mode": action_mode,
+            "residual_scale": float(residual_scale),
+            "reward_mode": reward_mode,
+            "tolerance_m": (bound, margin),
+            "dynamics_features": dynamics_features if observe_dynamics else None,
+        }
         if center is not None:
             try:
                 self.center = ArmDynamics.from_dict(dict(center))
@@ -308,6 +377,7 @@ class ArmDynamicsFamily(_ArmFamily):
             goal_pool=pool,
             overshoot_cost=self.overshoot_cost,
             speed_cost=self.speed_cost,
+            **self.env_options,
             **env_options,
         )
         if self.robot == "sim" and hasattr(env.robot.unwrapped(), "set_dynamics"):
@@ -334,6 +404,113 @@ class ArmDynamicsFamily(_ArmFamily):
 
     def apply(self, env: gym.Env, task: Task) -> None:
         env.unwrapped.set_dynamics(ArmDynamics.from_dict(task.params))
+
+
+class ArmFleetFamily(ArmDynamicsFamily):
+    """Reach an observed goal to within 1 cm on one arm of a lab's fleet: arms that differ in what makes
+    one controller wrong for another.
+
+    - ``remote`` arms (share ``remote_share``): driven through a robot server over a slow link, latency
+      U(``remote_latency_s``) (0.3-0.6 s: a congested Wi-Fi or VPN hop), servo P gain x
+      log-U(``remote_gain``), a light payload U(0, 0.2 kg). An aggressive closed loop oscillates behind
+      the delay; what pays is trusting the commands (blend 1) with a high gain.
+    - ``loaded`` arms: weak servos (P gain x log-U(``loaded_gain``)) in current-based position mode with a
+      Current Limit at log-U(``loaded_current_limit``) of the maximum, carrying U(``loaded_payload_kg``).
+      The payload sags the arm below its commands and the limit caps its torque; what pays is closing the
+      loop on the measured position (a low blend).
+    - every arm: damping x log-U(0.7, 1.4), friction loss x log-U(0.5, 2).
+
+    Reward: ``tolerance`` (0 within 1 cm, about -1 beyond 6 cm). Actions: ``controller`` (the scripted
+    controller's gain, blend and a residual; ``pearl_robot.tasks.arm_control``). Neither the kind nor
+    the parameters are observed. ``tests/tasks/test_task_inference.py`` measures what tuning a scripted
+    controller per arm is worth here against the best single tuning (``adaptation_value``).
+    """
+
+    name = "arm-fleet"
+
+    def __init__(
+        self,
+        remote_share: float = 0.5,
+        remote_latency_s: tuple[float, float] = (0.3, 0.6),
+        remote_gain: tuple[float, float] = (1.0, 4.0),
+        loaded_gain: tuple[float, float] = (0.1, 0.3),
+        loaded_payload_kg: tuple[float, float] = (0.2, 0.6),
+        loaded_current_limit: tuple[float, float] = (0.4, 0.8),
+        damping_range: tuple[float, float] = (0.7, 1.4),
+        frictionloss_range: tuple[float, float] = (0.5, 2.0),
+        overshoot_cost: float = 0.0,
+        action_mode: str = "controller",
+        reward_mode: str = "tolerance",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(
+            damping_range=damping_range,
+            frictionloss_range=frictionloss_range,
+            overshoot_cost=overshoot_cost,
+            action_mode=action_mode,
+            reward_mode=reward_mode,
+            **kwargs,
+        )
+        if not 0.0 <= float(remote_share) <= 1.0:
+            raise ConfigError("<task family>", "arm-fleet.remote_share", f"must be in [0, 1], got {remote_share!r}")
+        self.remote_share = float(remote_share)
+        self.ranges.update(
+            {
+                "remote_latency": _check_range("remote_latency_s", remote_latency_s),
+                "remote_gain": _check_range("remote_gain", remote_gain, positive=True),
+                "loaded_gain": _check_range("loaded_gain", loaded_gain, positive=True),
+                "loaded_payload": _check_range("loaded_payload_kg", loaded_payload_kg),
+                "loaded_current_limit": _check_range("loaded_current_limit", loaded_current_limit, positive=True),
+            }
+        )
+
+    def sample_tasks(self, n: int, rng: np.random.Generator) -> list[Task]:
+        joints = len(self.spec.joint_names) if self.per_joint else None
+        c, r = self.center, self.ranges
+        tasks = []
+        for i in range(n):
+            remote = bool(rng.random() < self.remote_share)
+            if remote:
+                gain = _log_uniform(rng, *r["remote_gain"], joints)
+                latency = rng.uniform(*r["remote_latency"])
+                payload = rng.uniform(0.0, 0.2)
+                limit: Any = 1.0
+            else:
+                gain = _log_uniform(rng, *r["loaded_gain"], joints)
+                latency = rng.uniform(0.0, 0.05)
+                payload = rng.uniform(*r["loaded_payload"])
+                limit = _log_uniform(rng, *r["loaded_current_limit"], joints)
+            dynamics = dataclasses.replace(
+                c,
+                gain_scale=_times(c.gain_scale, gain),
+                current_limit_scale=_times(c.current_limit_scale, limit),
+                damping_scale=_times(c.damping_scale, _log_uniform(rng, *r["damping"], joints)),
+                frictionloss_scale=_times(c.frictionloss_scale, _log_uniform(rng, *r["frictionloss"], joints)),
+                payload_mass_kg=float(c.payload_mass_kg + payload),
+                latency_s=float(c.latency_s + latency),
+                extra={**c.extra, "kind": "remote" if remote else "loaded"},
+            )
+            tasks.append(Task(self.name, i, dynamics.to_dict()))
+        return tasks
+
+
+def dynamics_features(dynamics: ArmDynamics) -> np.ndarray:
+    """The task's parameters as an oracle observes them, each scaled to about [-1, 1]: log actuator gain,
+    latency / 0.3 s, payload / 0.5 kg, log current limit, log damping, log friction loss (joint means)."""
+
+    def log_mean(value: Any) -> float:
+        return float(np.mean(np.log(np.maximum(np.asarray(value, dtype=float), 1e-6))))
+
+    return np.array(
+        [
+            log_mean(dynamics.gain_scale),
+            dynamics.latency_s / 0.3,
+            dynamics.payload_mass_kg / 0.5,
+            log_mean(dynamics.current_limit_scale),
+            log_mean(dynamics.damping_scale),
+            log_mean(dynamics.frictionloss_scale),
+        ]
+    )
 
 
 def _check_range(name: str, value: Any, positive: bool = False) -> tuple[float, float]:

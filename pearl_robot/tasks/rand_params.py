@@ -7,6 +7,11 @@ nominal values are remembered at construction, so tasks never compound) and reco
 derived constants (``mj_setConst``: subtree masses, inverse weights used by the constraint solver);
 the reference set the arrays without that step. Rewards and termination are gym's walker / hopper:
 forward velocity + 1 alive bonus - 1e-3 |a|^2, terminated when the torso falls or tilts too far.
+
+Physics as the reference's models (rand_param_envs' bundled gym ``walker2d.xml`` / ``hopper.xml``):
+timestep 0.004 s (gymnasium's models: 0.002 s), frame skip 5 for the walker (dt 0.02 s) and 4 for the
+hopper (dt 0.016 s). The walker is gymnasium's ``walker2d.xml`` (its v2-v4 model: right foot friction
+0.9, left foot 1.9, as the reference), not ``walker2d_v5.xml`` (both feet 1.9).
 """
 
 from __future__ import annotations
@@ -40,13 +45,25 @@ class RandParamsMixin(TaskEnvMixin):
 
 class _PlanarRunnerStep:
     """Gymnasium's walker/hopper step without its wrapper overhead: forward velocity + 1 (alive) - 1e-3 |a|^2;
-    the two differ only in when the body counts as healthy."""
+    the two differ only in when the body counts as healthy. The model runs at the reference's timestep
+    and frame skip (``TIMESTEP_S``, ``FRAME_SKIP``)."""
+
+    TIMESTEP_S = 0.004  # rand_param_envs' walker2d.xml and hopper.xml
+    FRAME_SKIP = 4
+    XML_FILE: str | None = None  # None: gymnasium's default model of the env
 
     def __init__(self, max_path_length: int = 200, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+        if self.XML_FILE is not None:
+            kwargs.setdefault("xml_file", self.XML_FILE)
+        super().__init__(frame_skip=self.FRAME_SKIP, **kwargs)
         self.max_path_length = max_path_length
         self._dt = float(self.dt)
         self._remember_nominal()
+
+    def _initialize_simulation(self):
+        model, data = super()._initialize_simulation()
+        model.opt.timestep = self.TIMESTEP_S
+        return model, data
 
     def _healthy(self, qpos: np.ndarray, qvel: np.ndarray) -> bool:
         raise NotImplementedError
@@ -68,11 +85,16 @@ class _PlanarRunnerStep:
 
 
 class WalkerRandParamsEnv(_PlanarRunnerStep, RandParamsMixin, Walker2dEnv):
+    FRAME_SKIP = 5  # Walker2DRandParamsEnv: RandomEnv.__init__(..., 'walker2d.xml', 5)
+    XML_FILE = "walker2d.xml"  # feet friction 0.9 (right) / 1.9 (left); walker2d_v5.xml has 1.9 / 1.9
+
     def _healthy(self, qpos: np.ndarray, qvel: np.ndarray) -> bool:
         return 0.8 < qpos[1] < 2.0 and -1.0 < qpos[2] < 1.0
 
 
 class HopperRandParamsEnv(_PlanarRunnerStep, RandParamsMixin, HopperEnv):
+    FRAME_SKIP = 4  # HopperRandParamsEnv: RandomEnv.__init__(..., 'hopper.xml', 4)
+
     def _healthy(self, qpos: np.ndarray, qvel: np.ndarray) -> bool:
         state_ok = np.abs(qpos[2:]).max() < 100.0 and np.abs(qvel).max() < 100.0
         return bool(state_ok and qpos[1] > 0.7 and -0.2 < qpos[2] < 0.2)

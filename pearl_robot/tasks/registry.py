@@ -25,6 +25,7 @@ FAMILIES: dict[str, str] = {
     "hopper-rand-params": "pearl_robot.tasks.rand_params:HopperRandParamsFamily",
     "arm-reach": "pearl_robot.tasks.arm:ArmReachFamily",
     "arm-dynamics": "pearl_robot.tasks.arm:ArmDynamicsFamily",
+    "arm-fleet": "pearl_robot.tasks.arm:ArmFleetFamily",
 }
 
 

@@ -3,11 +3,13 @@ policy's log-prob, and the reference initialization."""
 
 from __future__ import annotations
 
+import pytest
 import torch
 import torch.nn.functional as F
 from torch.distributions import Normal, TransformedDistribution
 from torch.distributions.transforms import TanhTransform
 
+from pearl_robot.pearl.agent import AgentDims, PEARLAgent
 from pearl_robot.pearl.networks import LAST_LAYER_INIT, MLP, EnsembleMLP, TanhGaussianPolicy
 
 
@@ -46,7 +48,7 @@ def test_detached_parameters_pass_gradients_to_the_input_only():
     assert all(p.grad is None for p in ens.parameters())
 
 
-def test_reference_initialization():
+def test_default_initialization_uses_the_true_fan_in():
     torch.manual_seed(0)
     mlp = MLP(10, [300, 300], 4)
     for layer in mlp.hidden:
@@ -56,6 +58,50 @@ def test_reference_initialization():
     assert mlp.hidden[0].weight.abs().max() <= bound and mlp.hidden[0].weight.abs().max() > 0.9 * bound
     ens = EnsembleMLP(2, 10, [300], 1)
     assert torch.all(ens.biases[0] == 0.1) and ens.weights[-1].abs().max() <= LAST_LAYER_INIT
+
+
+def _hidden_layers(agent: PEARLAgent) -> list[tuple[str, torch.Tensor, torch.Tensor]]:
+    """(name, weight ``[out, in]``, bias) of every hidden layer of the policy, V, the Qs and the encoder."""
+    layers = []
+    for name, mlp in (("policy", agent.policy.net), ("vf", agent.vf), ("encoder", agent.encoder.net)):
+        layers += [(f"{name}.{i}", layer.weight, layer.bias) for i, layer in enumerate(mlp.hidden)]
+    for k in range(agent.qf.size):
+        layers += [(f"qf{k}.{i}", w.T, b) for i, (w, b) in enumerate(agent.qf.member_state(k)[:-1])]
+    return layers
+
+
+def test_reference_initialization_is_rlkits():
+    """init="reference": rlkit's fanin_init bound 1/sqrt(output width) on every hidden layer, biases 0.1,
+    last layers +-3e-3 (Q, V, encoder) and +-1e-3 (both policy heads)."""
+    torch.manual_seed(0)
+    dims = AgentDims(obs_dim=2, action_dim=2, net_size=300, encoder_net_size=200, init="reference")
+    agent = PEARLAgent(dims)
+    for name, weight, bias in _hidden_layers(agent):
+        assert torch.all(bias == 0.1), name
+        bound = 1 / weight.shape[0] ** 0.5  # the layer's output width: 300, or 200 in the encoder
+        assert bound < 1 / weight.shape[1] ** 0.5 or weight.shape[0] == weight.shape[1]
+        assert weight.abs().max() <= bound and weight.abs().max() > 0.95 * bound, name
+    policy_last = agent.policy.net.last
+    assert policy_last.weight.abs().max() <= 1e-3 and policy_last.bias.abs().max() <= 1e-3
+    assert policy_last.weight.abs().max() > 0.9e-3  # the full +-1e-3 range, not something smaller
+    for last_w, last_b in (
+        (agent.vf.last.weight, agent.vf.last.bias),
+        (agent.encoder.net.last.weight, agent.encoder.net.last.bias),
+        (agent.qf.weights[-1], agent.qf.biases[-1]),
+    ):
+        assert last_w.abs().max() <= 3e-3 and last_b.abs().max() <= 3e-3
+        assert last_w.abs().max() > 2.5e-3
+    torch.testing.assert_close(agent.target_vf.last.weight, agent.vf.last.weight)
+
+
+def test_default_initialization_keeps_the_true_fan_in_and_3e_3_policy_heads():
+    torch.manual_seed(0)
+    agent = PEARLAgent(AgentDims(obs_dim=2, action_dim=2, net_size=300, encoder_net_size=200))
+    first = agent.policy.net.hidden[0].weight  # input 2 + 5 (z): bound 1/sqrt(7), 6.5x the reference's
+    assert first.abs().max() <= 1 / 7**0.5 and first.abs().max() > 0.95 / 7**0.5
+    assert 2.5e-3 < agent.policy.net.last.weight.abs().max() <= LAST_LAYER_INIT
+    with pytest.raises(ValueError, match="init must be one of"):
+        MLP(3, [4], 1, init="xavier")
 
 
 def test_tanh_gaussian_log_prob_matches_torch_distributions():

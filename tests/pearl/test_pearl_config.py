@@ -72,3 +72,28 @@ def test_overrides_parse_yaml_values(tmp_path):
     assert isinstance(cfg.reward_scale, float)
     save_config(cfg, tmp_path / "c.yaml")
     assert load_config(tmp_path / "c.yaml") == cfg
+
+
+PAPER_FAMILIES = [
+    "point-robot", "sparse-point-robot", "cheetah-vel", "cheetah-dir", "ant-dir", "ant-goal", "humanoid-dir",
+    "walker-rand-params", "hopper-rand-params",
+]  # fmt: skip
+TERMINATING = {"ant-dir", "humanoid-dir", "walker-rand-params", "hopper-rand-params"}
+
+
+@pytest.mark.parametrize("family", PAPER_FAMILIES)
+def test_paper_configs_use_the_references_data_mix_and_evaluation_rule(family):
+    for name in (family, f"{family}-small"):
+        cfg = load_config(name)
+        assert cfg.posterior_block_starts_from_prior, name
+        assert cfg.eval_rule == ("steps" if family in TERMINATING else "trajectories"), name
+
+
+def test_eval_rule_and_init_are_validated():
+    assert PEARLConfig().eval_rule == "trajectories" and PEARLConfig().init == "fan_in"
+    assert not PEARLConfig().posterior_block_starts_from_prior
+    assert apply_overrides(PEARLConfig(), ["eval_rule=steps", "init=reference"]).init == "reference"
+    with pytest.raises(ConfigError, match="'eval_rule': must be trajectories or steps"):
+        apply_overrides(PEARLConfig(), ["eval_rule=episodes"])
+    with pytest.raises(ConfigError, match="'init': must be fan_in or reference"):
+        apply_overrides(PEARLConfig(), ["init=xavier"])

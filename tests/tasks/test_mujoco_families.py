@@ -201,3 +201,27 @@ def test_cheetah_is_gymnasiums_half_cheetah_bit_for_bit(tmp_path, monkeypatch):
         ref_obs, *_, info = reference.step(action)
         assert reward == pytest.approx(info["x_velocity"] - 0.05 * np.sum(action**2))
     np.testing.assert_array_equal(obs, ref_obs)
+
+
+@pytest.mark.parametrize(("name", "frame_skip"), [("walker-rand-params", 5), ("hopper-rand-params", 4)])
+def test_rand_params_run_at_the_references_timestep_and_frame_skip(name, frame_skip):
+    """rand_param_envs' walker2d.xml / hopper.xml use timestep 0.004 (gymnasium's: 0.002); the walker steps
+    5 frames (dt 0.02 s), the hopper 4 (dt 0.016 s). The velocity reward divides by that dt."""
+    env = make_family(name).make_env(seed=0)
+    model = env.unwrapped.model
+    assert model.opt.timestep == 0.004 and env.unwrapped.frame_skip == frame_skip
+    assert env.unwrapped.dt == pytest.approx(0.004 * frame_skip)
+    x_before = env.unwrapped.data.qpos[0]
+    _, _, _, _, info = env.step(np.full(env.action_space.shape, 0.5))
+    velocity = (env.unwrapped.data.qpos[0] - x_before) / (0.004 * frame_skip)
+    assert info["x_velocity"] == pytest.approx(velocity)
+
+
+def test_walker_feet_friction_is_the_references():
+    """The reference's walker2d.xml: right foot 0.9, left foot 1.9 (gymnasium's walker2d_v5.xml: 1.9 / 1.9);
+    the task multipliers apply to those nominal values."""
+    env = make_family("walker-rand-params").make_env(seed=0)
+    model = env.unwrapped.model
+    assert model.geom("foot_geom").friction[0] == pytest.approx(0.9)
+    assert model.geom("foot_left_geom").friction[0] == pytest.approx(1.9)
+    assert env.unwrapped.nominal["geom_friction"][model.geom("foot_geom").id, 0] == pytest.approx(0.9)
