@@ -361,7 +361,7 @@ class DynamixelBus:
         if missing:
             self.stats["timeouts"] += missing
             # their answers may still come: owed until twice this exchange's timeout (at least
-        # LATE_WINDOW_S) after the send
+            # LATE_WINDOW_S) after the send
             self._owed += missing
             self._owed_sent_at = sent_at
             self._owed_until = sent_at + max(2.0 * timeout, LATE_WINDOW_S)

@@ -142,6 +142,7 @@ def test_ensure_value_writes_eeprom_only_when_it_differs_and_never_twice():
 def test_an_answer_of_the_other_size_is_late_not_the_answer():
     """SerialRobot alternates its state read's length: the late answer to the previous read has the
     other size and is counted late, even when it lands inside this read's window."""
+
     def answer(packet):
         address, length = proto.parse_sync_read_params(packet.params)[:2]
         return proto.encode_status(11, 0, bytes([length]) * length)
