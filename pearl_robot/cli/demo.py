@@ -1,10 +1,12 @@
 """``pearl-robot demo``: the main job on the embedded default, no hardware needed.
 
-1. meta-train PEARL on the ``arm-dynamics`` family in simulation (a small config: minutes here);
+1. meta-train PEARL on the ``arm-fleet`` family in simulation (a small config: minutes here);
 2. start a virtual arm -- a Dynamixel servo bus on a pseudo-terminal -- whose physics are held-out
-   dynamics (a test task of the family, never trained on) plus control latency and encoder noise;
+   dynamics (a test arm of the family, never trained on) plus control latency and encoder noise;
 3. adapt on it through the real serial path (``serial:/dev/pts/N``) by posterior sampling, printing a
-   table per episode and writing the session data, its HDF5 export and a PNG of return per episode.
+   table per episode and writing the session data, its HDF5 export and a PNG of return per episode;
+4. drive the same arm, from the same start to the same goal, with the scripted controller tuned once for
+   the whole fleet (what a practitioner would use instead), and print both side by side.
 
 ``--scripted`` runs the foundation's quick check instead: a scripted reach at 20 Hz with loop statistics.
 """
@@ -30,7 +32,7 @@ from pearl_robot.errors import PearlRobotError
 from pearl_robot.robot.registry import open_robot
 from pearl_robot.tasks.reach import ReachTask, sample_reachable_goals
 
-DEMO_CONFIG = "arm-dynamics-small"
+DEMO_CONFIG = "arm-fleet-small"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -44,6 +46,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", type=Path, default=Path("runs/demo"), help="demo folder (default %(default)s)")
     parser.add_argument("--episodes", type=int, default=6, help="adaptation episodes (default %(default)s)")
     parser.add_argument("--task", type=int, default=0, help="held-out test task for the virtual arm")
+    parser.add_argument(
+        "--scripted-episodes", type=int, default=3, help="episodes of the scripted controller (0: skip step 4)"
+    )
     parser.add_argument("--retrain", action="store_true", help="train again even if the demo run exists")
     parser.add_argument(
         "--set", action="extend", nargs="+", default=[], metavar="KEY=VALUE", help="training config overrides"
@@ -94,7 +99,8 @@ def run_sim_to_real(args: argparse.Namespace) -> int:
     out = args.out
     run = out / "train"
     spec = load_spec(args.hardware)
-    _step(f"1/3 meta-training PEARL on {DEMO_CONFIG} in simulation -> {run}")
+    steps = 4 if args.scripted_episodes > 0 else 3
+    _step(f"1/{steps} meta-training PEARL on {DEMO_CONFIG} in simulation -> {run}")
     if not args.retrain and reusable_run(run):
         print(f"reusing the trained run in {run} (--retrain to train again)")
     else:
@@ -113,7 +119,9 @@ def run_sim_to_real(args: argparse.Namespace) -> int:
     dynamics_file = out / "virtual_arm_dynamics.yaml"
     dynamics_file.write_text(yaml.safe_dump(held_out, sort_keys=False))
     calibration = Calibration.identity(spec).save(out / "virtual_arm_calibration.yaml")
-    _step("2/3 starting a virtual arm on a pseudo-terminal: held-out dynamics, +20 ms latency, 2-tick encoder noise")
+    kind = held_out.get("extra", {}).get("kind")
+    arm = f"held-out dynamics (a {kind} arm)" if kind else "held-out dynamics"
+    _step(f"2/{steps} starting a virtual arm on a pseudo-terminal: {arm}, +20 ms latency, 2-tick encoder noise")
     print("hidden dynamics: " + json.dumps({k: v for k, v in held_out.items() if k != "extra"}))
     bus_args = [
         sys.executable,
@@ -136,13 +144,14 @@ def run_sim_to_real(args: argparse.Namespace) -> int:
             raise PearlRobotError("the virtual servo bus did not start")
         print(f"virtual arm on {device}")
         session = out / f"session-{time.strftime('%Y%m%d-%H%M%S')}"
-        _step(f"3/3 adapting on serial:{device} by posterior sampling ({args.episodes} episodes at 20 Hz)")
+        serial_options = "timeout_margin_ms=30&retries=5"  # generous: the virtual arm shares the CPU
+        _step(f"3/{steps} adapting on serial:{device} by posterior sampling ({args.episodes} episodes at 20 Hz)")
         adapt_args = [
             "adapt",
             "--checkpoint",
             str(run),
             "--robot",
-            f"serial:{device}?timeout_margin_ms=30&retries=5",  # generous: the virtual arm shares the CPU
+            f"serial:{device}?{serial_options}",
             "--calibration",
             str(calibration),
             "--episodes",
@@ -156,6 +165,22 @@ def run_sim_to_real(args: argparse.Namespace) -> int:
         if args.hardware:
             adapt_args += ["--hardware", str(args.hardware)]
         code = cli(adapt_args)
+        if code == 0 and args.scripted_episodes > 0:
+            from pearl_robot.cli.demo_compare import compare
+
+            _step(f"4/4 the scripted controller tuned for the whole fleet, on the same arm ({serial_options})")
+            print(
+                compare(
+                    cfg,
+                    device,
+                    serial_options,
+                    args.hardware,
+                    str(calibration),
+                    session,
+                    args.scripted_episodes,
+                    args.seed,
+                )  # fmt: skip
+            )
     finally:
         bus.terminate()
         try:

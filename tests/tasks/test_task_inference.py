@@ -83,3 +83,37 @@ def test_reward_families_depend_on_the_task(name):
         env.reset(seed=0)
         rewards.append([env.step(a)[1] for a in actions])
     assert not np.allclose(rewards[0], rewards[1])
+
+
+def test_arm_fleet_tuning_per_arm_is_worth_a_quarter_of_the_way_to_random():
+    """arm-fleet's ``adaptation_value``: (per-arm tuned - best single) / (best single - random), with the
+    scripted controller's two parameters (gain, blend) tuned on ``bench adapt``'s grid. Remote arms want
+    blend 1, loaded ones a low blend: no single tuning serves both."""
+    from pearl_robot.bench.adapt_baselines import Grid, grid_returns
+
+    fam = make_family("arm-fleet", action_mode="joint")
+    tasks = fam.split(0)[0][:12]
+    grid = Grid()
+    returns = grid_returns(fam, tasks, grid)
+    env = fam.make_env(seed=0)
+    rng = np.random.default_rng(0)
+    random = []
+    for task in tasks:
+        for seed in grid.tuning_seeds:
+            fam.apply(env, task)
+            env.reset(seed=seed)
+            total, done = 0.0, False
+            while not done:
+                _, reward, terminated, truncated, _ = env.step(rng.uniform(-1, 1, 4))
+                total += reward
+                done = terminated or truncated
+            random.append(total)
+    env.close()
+    tuned, single = returns.max(axis=1).mean(), returns.mean(axis=0).max()
+    value = (tuned - single) / (single - np.mean(random))
+    kinds = [t.params["extra"]["kind"] for t in tasks]
+    blends = [grid.points()[k][1] for k in returns.argmax(axis=1)]
+    print(f"arm-fleet: tuned {tuned:.2f}, best single {single:.2f}, random {np.mean(random):.2f}, value {value:.3f}")
+    assert value >= 0.25
+    assert all(b == 1.0 for b, k in zip(blends, kinds) if k == "remote")  # remote arms trust their commands
+    assert all(b < 1.0 for b, k in zip(blends, kinds) if k == "loaded")  # loaded ones close the loop
