@@ -26,6 +26,7 @@ import numpy as np
 
 from pearl_robot.adapt.store import SessionData, SessionStore, SessionStoreError
 from pearl_robot.control.loop import LoopStats
+from pearl_robot.control.realtime import realtime_episode
 from pearl_robot.envs.robot_env import RobotEnv
 from pearl_robot.errors import PearlRobotError, RobotFault
 from pearl_robot.robot.base import Lifecycle
@@ -187,43 +188,44 @@ class AdaptationSession:
         truncated = False
         try:
             obs, _ = env.reset(seed=self.config.seed + (0 if self.config.same_start else episode))
-            if env.loop is not None:
-                env.loop.stats = LoopStats()  # per-episode timing
-                env.loop.start()
-            while not truncated:
-                if self._stop_requested():
-                    aborted, reason = True, self._stop_reason
-                    break
-                action = self.policy.act(obs, z, deterministic=self.config.deterministic_actions)
-                next_obs, reward, _, truncated, info = env.step(action)
-                state = env.last_state
-                context_reward = self.policy.context_reward(reward, info)
-                if steps == 0:
-                    self.store.append("episode_start", **start)
-                self.store.append(
-                    "step",
-                    episode=episode,
-                    t=steps,
-                    timestamp=state.timestamp,
-                    obs=obs,
-                    requested_action=action,
-                    sent_target=info.get("sent_target"),
-                    position=state.position,
-                    velocity=state.velocity,
-                    effort=state.effort,
-                    reward=reward,
-                    context_reward=context_reward,
-                    sparse_reward=info.get("sparse_reward"),
-                    next_obs=next_obs,
-                    faults=info.get("faults", []),
-                )
-                self.context.append(self.policy.context_row(obs, action, context_reward, next_obs))
-                total += reward
-                steps += 1
-                obs = next_obs
-                if getattr(env.robot, "estopped", False):
-                    aborted, reason = True, f"safety stop: {env.robot.estop_reason}"
-                    break
+            with realtime_episode(enabled=env.loop is not None and env.loop.realtime):  # no collector pauses
+                if env.loop is not None:
+                    env.loop.stats = LoopStats()  # per-episode timing
+                    env.loop.start()
+                while not truncated:
+                    if self._stop_requested():
+                        aborted, reason = True, self._stop_reason
+                        break
+                    action = self.policy.act(obs, z, deterministic=self.config.deterministic_actions)
+                    next_obs, reward, _, truncated, info = env.step(action)
+                    state = env.last_state
+                    context_reward = self.policy.context_reward(reward, info)
+                    if steps == 0:
+                        self.store.append("episode_start", **start)
+                    self.store.append(
+                        "step",
+                        episode=episode,
+                        t=steps,
+                        timestamp=state.timestamp,
+                        obs=obs,
+                        requested_action=action,
+                        sent_target=info.get("sent_target"),
+                        position=state.position,
+                        velocity=state.velocity,
+                        effort=state.effort,
+                        reward=reward,
+                        context_reward=context_reward,
+                        sparse_reward=info.get("sparse_reward"),
+                        next_obs=next_obs,
+                        faults=info.get("faults", []),
+                    )
+                    self.context.append(self.policy.context_row(obs, action, context_reward, next_obs))
+                    total += reward
+                    steps += 1
+                    obs = next_obs
+                    if getattr(env.robot, "estopped", False):
+                        aborted, reason = True, f"safety stop: {env.robot.estop_reason}"
+                        break
         except SessionStoreError:
             raise
         except PearlRobotError as exc:  # RobotFault, or a refusal to enable

@@ -134,6 +134,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="reuse this trained PEARL run as seed 0's pearl (seed 0 only; it must have been trained on the "
         "benchmark's seed-0 configuration, --config/--set with seed 0); the other methods and seeds are trained",
     )
+    parser.add_argument(
+        "--scripted-only",
+        action="store_true",
+        help="no training: only the classical figures of the family (best single and per-task tuned scripted "
+        "controllers, random, adaptation_value) on the held-out tasks of every seed; seconds to minutes",
+    )
     # internal: a reduced scripted grid for quick checks (the default is adapt_baselines.GAINS x BLENDS)
     parser.add_argument("--scripted-gains", type=float, nargs="+", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--scripted-blends", type=float, nargs="+", default=None, help=argparse.SUPPRESS)
@@ -442,6 +448,65 @@ def _log(message: str) -> None:
     print(f"bench adapt: {message}", file=sys.stderr, flush=True)
 
 
+def run_scripted_only(args: argparse.Namespace, base: PEARLConfig, grid: Grid) -> dict[str, object]:
+    """What tuning a classical controller per task is worth on ``base``'s family, per seed and pooled: the
+    question of whether adaptation can pay there at all, answered without training anything."""
+    started = time.perf_counter()
+    ep, rep = args.episodes, args.repeats
+    family = family_for(scripted_config(base))
+    n_joint = len(family.spec.arm_joint_indices)
+    per_seed, pooled = [], {BEST_SINGLE: [], PER_TASK: [], RANDOM: []}
+    for s in range(args.seeds):
+        train_tasks, test_tasks = family.split(s)
+        held_out = test_tasks if args.tasks is None else [test_tasks[i] for i in args.tasks]
+        best = tune_best_single(family, train_tasks, grid)
+        per_task = tune_per_task(family, held_out, grid)
+        returns = {
+            BEST_SINGLE: evaluate(family, held_out, _scripted(lambda t, b=best: b), ep, rep, ep),  # noqa: ARG005
+            PER_TASK: evaluate(family, held_out, _scripted(lambda t, c=per_task: c[t]), ep, rep, ep),
+            RANDOM: evaluate(
+                family, held_out, lambda env, t, r: RandomPolicy(n_joint, 1000 * (r + 1) + t), ep, rep, ep
+            ),
+        }
+        for m, v in returns.items():
+            pooled[m].append(v.ravel())
+        per_seed.append(
+            {
+                "seed": s,
+                "return_level": {m: float(v.mean()) for m, v in returns.items()},
+                "adaptation_value": adaptation_value(returns[PER_TASK], returns[BEST_SINGLE], returns[RANDOM]),
+                "scripted": {"best_single": best, "per_task": per_task},
+            }
+        )
+        _log(f"seed {s}: scripted baselines ({time.perf_counter() - started:.0f} s)")
+    pooled_returns = {m: np.concatenate(v) for m, v in pooled.items()}
+    value = adaptation_value(pooled_returns[PER_TASK], pooled_returns[BEST_SINGLE], pooled_returns[RANDOM])
+    result = {
+        "benchmark": "adapt",
+        "mode": "scripted-only",
+        "family": family.name,
+        "config": args.config,
+        "overrides": list(args.set),
+        "seeds": args.seeds,
+        "episodes": ep,
+        "repeats": rep,
+        "return_level": {m: float(v.mean()) for m, v in pooled_returns.items()},
+        "adaptation_value": value,
+        "adaptation_value_per_seed": [row["adaptation_value"] for row in per_seed],
+        "targets": {"adaptation_value>=0.25": bool(value is not None and value >= 0.25)},
+        "definitions": {k: DEFINITIONS[k] for k in ("adaptation_value",) if k in DEFINITIONS},
+        "scripted_grid": grid.to_dict(),
+        "per_seed": per_seed,
+        "command": list(sys.argv),
+        "machine": machine(),
+        "wall_s": round(time.perf_counter() - started, 1),
+    }
+    result = _round(result)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "bench_adapt_scripted.json").write_text(json.dumps(result, indent=2, allow_nan=False))
+    return result
+
+
 def run(args: argparse.Namespace) -> dict[str, object]:
     started = time.perf_counter()
     command = list(sys.argv)
@@ -452,6 +517,8 @@ def run(args: argparse.Namespace) -> dict[str, object]:
         tuple(args.scripted_gains) if args.scripted_gains else GAINS,
         tuple(args.scripted_blends) if args.scripted_blends else BLENDS,
     )
+    if args.scripted_only:
+        return run_scripted_only(args, base, grid)
     ep, rep, k = args.episodes, args.repeats, args.prior_episodes
     args.out.mkdir(parents=True, exist_ok=True)
 

@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import argparse
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:  # torch is imported where it is used: `pearl-robot bench learner --help` stays light
+    import torch
 
 REFERENCE = {"meta_batch": 16, "batch_size": 256, "context": 100, "hidden": 300, "encoder_hidden": 200}
 SMALL = {"meta_batch": 8, "batch_size": 128, "context": 64, "hidden": 128, "encoder_hidden": 128}
@@ -40,11 +42,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _sync(device: torch.device) -> None:
+    import torch
+
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
 
 def _batch(sizes: dict[str, int], context_dim: int, device: torch.device, seed: int = 0):
+    import torch
+
     from pearl_robot.pearl.sac import TrainBatch
 
     g = torch.Generator().manual_seed(seed)
@@ -73,6 +79,8 @@ GEMM_CALLS = 8  # one timed GEMM sample: this many [4096, 300] x [300, 300] prod
 
 
 def _gemm(device: torch.device):
+    import torch
+
     a = torch.randn(GEMM_ROWS, GEMM_K, device=device)
     w = torch.randn(GEMM_K, GEMM_N, device=device)
 
@@ -90,6 +98,8 @@ def gemm_gflop_per_s(device: torch.device, samples: int = 5) -> float:
 
 
 def _agent(sizes: dict[str, int], device: torch.device):
+    import torch
+
     from pearl_robot.pearl.agent import AgentDims, PEARLAgent
     from pearl_robot.pearl.sac import SoftActorCritic
 
@@ -161,6 +171,8 @@ class _ReferenceStyle:
     actions computed after the Q step with parameter gradients."""
 
     def __init__(self, sizes: dict[str, int], device: torch.device) -> None:
+        import torch
+
         from pearl_robot.pearl.networks import MLP, TanhGaussianPolicy
 
         h = [sizes["hidden"]] * 3
@@ -175,6 +187,7 @@ class _ReferenceStyle:
         self.opts = {k: opt(getattr(self, k).parameters(), lr=3e-4) for k in ("encoder", "policy", "qf1", "qf2", "vf")}
 
     def step(self, batch) -> None:
+        import torch
         import torch.nn.functional as F
 
         t, b, _ = batch.obs.shape

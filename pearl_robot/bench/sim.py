@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import argparse
 import time
+from typing import TYPE_CHECKING
 
-import mujoco
 import numpy as np
 
 from pearl_robot.bench.common import machine
-from pearl_robot.robot.sim import SimRobot
 from pearl_robot.robot.spec import load_spec
+
+if TYPE_CHECKING:  # MuJoCo is imported where it is used: `pearl-robot bench sim --help` stays light
+    import mujoco
+
+    from pearl_robot.robot.sim import SimRobot
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -29,6 +33,8 @@ def _time_robot(robot: SimRobot, targets: np.ndarray) -> float:
 
 def _time_raw(model: mujoco.MjModel, data: mujoco.MjData, ctrls: np.ndarray, frame_skip: int) -> float:
     """The same physics driven directly: set ctrl, step one control period, copy the joint state out."""
+    import mujoco
+
     start = time.perf_counter()
     for ctrl in ctrls:
         data.ctrl[:] = ctrl
@@ -38,6 +44,10 @@ def _time_raw(model: mujoco.MjModel, data: mujoco.MjData, ctrls: np.ndarray, fra
 
 
 def run(args: argparse.Namespace) -> dict[str, object]:
+    import mujoco
+
+    from pearl_robot.robot.sim import SimRobot
+
     spec = load_spec(args.hardware)
     robot = SimRobot(spec)
     robot.connect()

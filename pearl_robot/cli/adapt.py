@@ -12,16 +12,18 @@ import contextlib
 import signal
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from pearl_robot.adapt.export import ExportWriteError, export_hdf5
-from pearl_robot.adapt.policy import check_matches, family_for, load_run
-from pearl_robot.adapt.report import HEADER, format_returns, format_row, plot_returns
-from pearl_robot.adapt.session import AdaptationSession, SessionAborted, SessionConfig
+# light imports only: `--help` must not load torch (the policy) or h5py and matplotlib (the outputs)
 from pearl_robot.adapt.store import SessionData, SessionStore, SessionStoreError, is_partial
 from pearl_robot.cli.main import add_robot_arguments
 from pearl_robot.control.loop import RateLoop
+from pearl_robot.control.realtime import add_cpu_argument, pin_cpus
 from pearl_robot.errors import PearlRobotError
 from pearl_robot.robot.registry import open_robot
+
+if TYPE_CHECKING:
+    from pearl_robot.adapt.session import AdaptationSession
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -56,6 +58,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--dry-run", action="store_true", help="compute actions but never enable or move the arm")
     parser.add_argument("--fast", action="store_true", help="simulated robots: run as fast as possible")
+    add_cpu_argument(parser)
     parser.set_defaults(func=run_adapt, robot=None)
 
 
@@ -63,8 +66,14 @@ ROBOT_OPTIONS = ("robot", "hardware", "calibration")
 
 
 def run_adapt(args: argparse.Namespace) -> int:
+    from pearl_robot.adapt.policy import check_matches, family_for, load_run
+    from pearl_robot.adapt.report import HEADER, format_returns, format_row
+    from pearl_robot.adapt.session import AdaptationSession, SessionAborted, SessionConfig
+
     if (args.out is None) == (args.resume is None):
         raise PearlRobotError("give either --out SESSION (a new session) or --resume SESSION")
+    if args.cpu is not None:
+        print(f"control thread pinned to CPU {pin_cpus(args.cpu)}")
     store = SessionStore(args.resume or args.out)
     if args.calibration is not None and Path(args.calibration).is_file():
         args.calibration = str(Path(args.calibration).resolve())
@@ -168,6 +177,9 @@ def _partial(ends: list[dict]) -> list[bool]:
 
 def _write_outputs(store: SessionStore, data: SessionData, title: str) -> bool:
     """session.hdf5 and returns.png; a full disk or a read-only folder is one line (the log is the record)."""
+    from pearl_robot.adapt.export import ExportWriteError, export_hdf5
+    from pearl_robot.adapt.report import plot_returns
+
     ends = data.episode_ends()
     try:
         export_hdf5(data, store.folder / "session.hdf5")

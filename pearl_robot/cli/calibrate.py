@@ -8,17 +8,7 @@ import sys
 import threading
 from pathlib import Path
 
-import numpy as np
-
-from pearl_robot.calibrate.joints import (
-    JointCalibrationProcedure,
-    JointCalibrationSettings,
-    led_indicator,
-    parse_pose,
-)
-from pearl_robot.calibrate.model import Calibration, default_path, load_calibration
-from pearl_robot.calibrate.sysid import identify
-from pearl_robot.calibrate.sysid_report import write_report
+# the procedures (MuJoCo, SciPy, matplotlib) are imported by the commands that run them: `--help` stays light
 from pearl_robot.cli.main import add_robot_arguments
 from pearl_robot.errors import PearlRobotError
 from pearl_robot.io import atomic_path, atomic_write_json
@@ -104,6 +94,14 @@ class TerminalOperator:
 
 
 def run_joints(args: argparse.Namespace) -> int:
+    from pearl_robot.calibrate.joints import (
+        JointCalibrationProcedure,
+        JointCalibrationSettings,
+        led_indicator,
+        parse_pose,
+    )
+    from pearl_robot.calibrate.model import Calibration, default_path
+
     spec = load_spec(args.hardware)
     pose = parse_pose(args.pose, spec)
     interactive = not args.non_interactive
@@ -133,6 +131,12 @@ def run_joints(args: argparse.Namespace) -> int:
 
 
 def run_sysid(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from pearl_robot.calibrate.model import Calibration, default_path, load_calibration
+    from pearl_robot.calibrate.sysid import identify
+    from pearl_robot.calibrate.sysid_report import write_report
+
     spec = load_spec(args.hardware)
     calibration_path = args.calibration
     robot = open_robot(args.robot, spec, calibration=calibration_path)

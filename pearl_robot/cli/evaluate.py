@@ -11,8 +11,6 @@ from __future__ import annotations
 import argparse
 import json
 
-import numpy as np
-
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -32,6 +30,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import numpy as np
+
     from pearl_robot.pearl.trainer import load_policy
 
     loaded = load_policy(args.checkpoint, args.num_steps)

@@ -24,9 +24,6 @@ import argparse
 import os
 from pathlib import Path
 
-from pearl_robot.adapt.export import export_hdf5
-from pearl_robot.adapt.export_episodes import ExportError, load_sources
-
 FORMATS = ("minari", "lerobot", "hdf5")
 
 
@@ -45,6 +42,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from pearl_robot.adapt.export import export_hdf5  # h5py, and the tasks (MuJoCo): not for `--help`
+    from pearl_robot.adapt.export_episodes import ExportError, load_sources
+
     sources = load_sources(args.sessions)
     if args.format == "hdf5":
         if len(args.sessions) > 1:

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import argparse
 
-from pearl_robot.server.security import create_key_pair
-
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -28,6 +26,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from pearl_robot.server.security import create_key_pair  # ZeroMQ: not for `--help`
+
     for name in args.names:
         public, secret = create_key_pair(args.out, name, overwrite=args.force)
         print(f"{name}: public {public}  secret {secret}")

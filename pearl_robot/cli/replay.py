@@ -17,14 +17,14 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-
-from pearl_robot.adapt.replay import Replay, ReplayError, load_session, replay
-from pearl_robot.calibrate.model import default_path, load_calibration
 from pearl_robot.io import atomic_write_json
-from pearl_robot.robot.dynamics import ArmDynamics
 from pearl_robot.robot.spec import RobotSpec, load_spec
+
+if TYPE_CHECKING:  # the simulator (MuJoCo) is imported by the command, not by `--help`
+    from pearl_robot.adapt.replay import Replay
+    from pearl_robot.robot.dynamics import ArmDynamics
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -54,6 +54,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from pearl_robot.adapt.replay import ReplayError, load_session, replay
+
     if args.robot != "sim":
         raise ReplayError(f"replay runs on the simulator: --robot sim (got '{args.robot}')")
     data = load_session(args.session)
@@ -75,6 +77,9 @@ def run(args: argparse.Namespace) -> int:
 
 def _dynamics(explicit: str | None, recorded: str | None, spec: RobotSpec) -> tuple[ArmDynamics, str]:
     """The identified dynamics to replay with, and where they came from."""
+    from pearl_robot.calibrate.model import default_path, load_calibration
+    from pearl_robot.robot.dynamics import ArmDynamics
+
     path = explicit
     if path is None:
         candidates = [c for c in (recorded, default_path(spec.robot_id)) if c is not None]
@@ -107,6 +112,7 @@ def format_report(summary: dict) -> str:
 
 def plot_replay(result: Replay, path: Path, title: str) -> Path:
     import matplotlib
+    import numpy as np
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

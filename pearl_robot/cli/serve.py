@@ -14,6 +14,7 @@ import signal
 import sys
 
 from pearl_robot.cli.main import add_robot_arguments
+from pearl_robot.control.realtime import add_cpu_argument, pin_cpus
 from pearl_robot.robot.registry import open_robot
 from pearl_robot.server.security import CurveConfig
 from pearl_robot.server.server import DEFAULT_ENDPOINT, DEFAULT_HEARTBEAT_TIMEOUT_S, RobotServer, check_bind_allowed
@@ -57,6 +58,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="hold position after N control periods without a command (default: the hardware file's)",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log sessions, holds and refusals")
+    add_cpu_argument(parser)
     parser.set_defaults(func=run)
 
 
@@ -73,6 +75,8 @@ def run(args: argparse.Namespace) -> int:
         check_bind_allowed(endpoint, curve)
     if args.robot.startswith(("tcp://", "ipc://")):
         print("pearl-robot serve: note: serving a remote robot (a relay)", file=sys.stderr)
+    if args.cpu is not None:  # before the robot and the server start their threads: they inherit it
+        print(f"pearl-robot serve: pinned to CPU {pin_cpus(args.cpu)}", file=sys.stderr)
 
     robot = open_robot(args.robot, args.hardware, calibration=args.calibration)
     server = RobotServer(

@@ -20,11 +20,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from pearl_robot.pearl.numpy_policy import LOG_STD_MAX, LOG_STD_MIN
+
 HIDDEN_BIAS_INIT = 0.1
 LAST_LAYER_INIT = 3e-3
 POLICY_LAST_LAYER_INIT_REFERENCE = 1e-3  # rlkit's TanhGaussianPolicy init_w
 INITS = ("fan_in", "reference")
-LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0
 _LOG2 = math.log(2.0)
 
 

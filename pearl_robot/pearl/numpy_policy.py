@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 
 from pearl_robot.io import atomic_path
-from pearl_robot.pearl.networks import LOG_STD_MAX, LOG_STD_MIN
 
 FORMAT_VERSION = 1
+LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0  # the policy's log-std clamp, here so that acting never imports torch
 VAR_FLOOR = 1e-7
 
 

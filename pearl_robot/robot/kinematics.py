@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import mujoco
 import numpy as np
 
 from pearl_robot.errors import ConfigError
@@ -11,10 +10,13 @@ from pearl_robot.robot.spec import RobotSpec
 
 class Kinematics:
     def __init__(self, spec: RobotSpec) -> None:
+        import mujoco  # here, not at import: the CLI's `--help` imports this module and must stay light
+
         from pearl_robot.robot.sim import load_model
 
         self.model = load_model(spec)
         self.data = mujoco.MjData(self.model)
+        self._mj_kinematics = mujoco.mj_kinematics
         self._qpos = np.array([self.model.joint(n).qposadr[0] for n in spec.joint_names])
         site = spec.end_effector_site
         if site is None:
@@ -27,5 +29,5 @@ class Kinematics:
     def end_effector(self, position_rad: np.ndarray) -> np.ndarray:
         """World position (m) of the end-effector site for joint positions in spec order."""
         self.data.qpos[self._qpos] = position_rad
-        mujoco.mj_kinematics(self.model, self.data)
+        self._mj_kinematics(self.model, self.data)
         return self.data.site_xpos[self._site].copy()

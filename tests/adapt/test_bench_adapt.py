@@ -262,3 +262,19 @@ def test_the_old_family_still_runs(tmp_path):
     assert result["family"] == "arm-dynamics" and result["seeds"] == 1
     assert result["gap_closed_stderr_per_episode"] == [None, None]  # one seed: no standard error
     assert Path(tmp_path / "bench_adapt.png").exists()
+
+
+def test_scripted_only_measures_the_adaptation_value_without_training(tmp_path):
+    args = _args(
+        tmp_path / "scripted", "--scripted-only", "--seeds", "2", "--repeats", "2", "--episodes", "1",
+        "--scripted-gains", "0.1", "1.0", "--scripted-blends", "0", "1",
+    )  # fmt: skip
+    result = bench.run(args)
+    assert result["mode"] == "scripted-only" and result["family"] == "arm-fleet" and result["seeds"] == 2
+    assert not list((tmp_path / "scripted").glob("seed-*"))  # nothing trained
+    level = result["return_level"]
+    single, per_task, rnd = level["scripted_best_single"], level["scripted_per_task"], level["random"]
+    assert all(-50.0 <= v <= 0.0 for v in level.values())  # 50 steps of a tolerance reward in [-1, 0]
+    assert result["adaptation_value"] == pytest.approx((per_task - single) / (single - rnd), abs=1e-3)
+    assert len(result["adaptation_value_per_seed"]) == 2
+    assert json.loads((tmp_path / "scripted" / "bench_adapt_scripted.json").read_text()) == result

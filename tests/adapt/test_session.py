@@ -1,5 +1,6 @@
 """The adaptation session on in-process robots: the z schedule, dry run, operator stop, faults, resume."""
 
+import gc
 import threading
 import time
 
@@ -56,8 +57,10 @@ def test_operator_stop_is_safe_within_one_period_and_keeps_data(tiny_arm_run, tm
     session, robot, store = make_session(tiny_arm_run, "sim", tmp_path / "s", episodes=3, realtime=True)
     stopped_at = {}
 
-    def stop_later():
-        time.sleep(0.6)
+    def stop_later():  # a few steps into the second episode, however long the first one took
+        deadline = time.monotonic() + 30
+        while len(session.context) < 13 and time.monotonic() < deadline:
+            time.sleep(0.005)
         stopped_at["t"] = time.monotonic()
         session.request_stop("test operator")
 
@@ -70,6 +73,24 @@ def test_operator_stop_is_safe_within_one_period_and_keeps_data(tiny_arm_run, tm
     data = store.load()
     assert data.episode_ends()[-1]["aborted"] and len(data.steps()) > 0
     assert data.torn_records == 0
+
+
+@pytest.mark.parametrize("paced", [True, False])
+def test_a_paced_episode_steps_with_the_collector_frozen(tiny_arm_run, tmp_path, monkeypatch, paced):
+    """Paced by the clock: no collector pauses in the step loop, collection again after it; an unpaced
+    simulation keeps the collector (a pause costs it nothing, a full collection per episode would)."""
+    session, robot, _ = make_session(tiny_arm_run, "sim", tmp_path / "s", episodes=2, realtime=paced)
+    act, collector_on = session.policy.act, []
+
+    def act_and_look(*args, **kwargs):
+        collector_on.append(gc.isenabled())
+        return act(*args, **kwargs)
+
+    monkeypatch.setattr(session.policy, "act", act_and_look)
+    with robot:
+        session.run()
+    assert len(collector_on) == 20 and set(collector_on) == {not paced}
+    assert gc.isenabled() and gc.get_freeze_count() == 0
 
 
 def test_stop_file_stops_the_session(tiny_arm_run, tmp_path):
