@@ -5,8 +5,9 @@ scripted controller (tuned on the training arms only), a scripted controller tun
 classical oracle) and random actions. Reports per episode the return, the share of the DR-SAC -> best
 oracle gap PEARL closes and PEARL minus the best single scripted controller (paired on goal sequences),
 mean and standard error over seeds, the adaptation value and the targets; writes OUT/bench_adapt.json and
-OUT/bench_adapt.png. Long: nine training runs at the arm-fleet-medium budget (about 25 minutes each on one
-core here, two at a time with the default --jobs 2: a little over 2 hours on 2 cores); runs in
+OUT/bench_adapt.png. Long: nine training runs at the arm-fleet-medium budget (about 10-12 minutes each on one
+core here, two at a time with the default --jobs 2: 53 minutes on 2 cores, the committed result in
+benchmarks/results/bench_adapt_arm-fleet.json); runs in
 OUT/seed-S/<method> are reused when finished and resumed when interrupted, so it can be spread over several
 invocations. Not in run_all.py for that reason; extra arguments pass through (see `pearl-robot bench adapt
 --help`)."""
