@@ -1,16 +1,21 @@
 """Serial control cycle over a pty: SerialRobot read + write vs a raw pty exchange of the same bytes.
 
-Two parts:
+Parts:
 
-1. Transaction: one control cycle of the real ``SerialRobot`` (``read()`` = SYNC READ of present
-   current/velocity/position of every joint, ``write()`` = SYNC WRITE of goal positions) against
-   ``pearl-robot virtual-bus`` running as its own process, as hardware would be. The baseline is a
-   raw exchange of the same byte counts with an echo process on another pty: the client writes the
-   SYNC READ's bytes, the echo answers with as many bytes as the status packets take, the client
-   writes the SYNC WRITE's bytes; no protocol work on either side. Blocks of both alternate so
-   they share the machine's conditions. ``client_*``: the same robot with its port moved to a device
-   that answers at once with valid status packets (our client stack without the Python device model).
-   ``wire_time_us`` is what those bytes take on a 1 Mbps bus.
+1. Transaction: one control cycle of the real ``SerialRobot`` (``read()`` = the state read of every
+   joint, a FAST SYNC READ where the servos have it, ``write()`` = SYNC WRITE of goal positions)
+   against ``pearl-robot virtual-bus`` running as its own process, as hardware would be. The baseline
+   is a raw exchange of the same bytes with an echo process on another pty: the client writes the
+   state read's bytes, the echo answers with as many bytes as the reply takes, the client writes the
+   SYNC WRITE's bytes; no protocol work on either side. Blocks of both alternate so they share the
+   machine's conditions. ``client_*``: the same robot with its port moved to a process that answers
+   at once with valid status packets (our client stack without the Python device model);
+   ``breakdown``: where the client's time goes (``serial_cost``: encode, CRC, parse, decode, system
+   calls, and ``cycle_cpu_us``, the whole cycle's CPU without the port), with ``*_vs_raw_p50`` ratios
+   to the raw baseline of the same run. ``wire_time_us`` is what those bytes take on a 1 Mbps bus.
+   ``sync_read``: the same figures with the plain SYNC READ (the fallback for older firmware). The
+   servos' Bus Watchdog is set to its longest (2.54 s): armed, as in use, yet a raw block never lets
+   it fire (at the default 200 ms it did, and the transaction measured a stopped arm).
 2. Episode: a ``cycles``-long 20 Hz run through ``open_robot`` (SafeRobot on SerialRobot) against
    an in-process virtual bus that corrupts a fraction of its status packets: it must finish without
    a safe stop, and the client must have counted every corrupted packet the bus sent.
@@ -22,6 +27,9 @@ Two parts:
    configured values (must be 0); ``state_age_ms_*``: how old a state's data can be when ``read()``
    returns it (since its instruction went out); the cycle time against the same run on an adapter
    without latency (``cycle_ratio``).
+4. Rate (``rate_500hz``, ``serial_rate``): ``--rate-cycles`` cycles at ``--rate-loop-hz`` against a
+   virtual bus paced at the wire time of ``--rate-baud`` (4 Mbps): cycles missed, cycle p50/p99, the
+   wire's share of a cycle; where over 1% are missed, ``variant``: the same at ``--rate-variant-hz``.
 """
 
 from __future__ import annotations
@@ -29,16 +37,15 @@ from __future__ import annotations
 import argparse
 import os
 import select
-import signal
-import subprocess
-import sys
 import time
 
 import numpy as np
 
 from pearl_robot.bench.common import machine, percentiles_us
-from pearl_robot.dynamixel import protocol as proto
-from pearl_robot.dynamixel.bus import SerialTransport, wire_time_s
+from pearl_robot.bench.serial_cost import breakdown, read_request, reply_bytes, state_blocks, syscalls_per_cycle_us
+from pearl_robot.bench.serial_devices import echo_device, virtual_bus_device
+from pearl_robot.bench.serial_rate import rate_run
+from pearl_robot.dynamixel.bus import SerialTransport, SyncWriteTemplate, wire_time_s
 from pearl_robot.errors import PearlRobotError
 
 
@@ -60,55 +67,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--adapter-latency-ms", type=float, default=16.0, help="late_replies: adapter latency (default %(default)s)"
     )
     parser.add_argument("--late-cycles", type=int, default=200, help="late_replies: cycles a run (default %(default)s)")
-
-
-# The baseline device: a pty whose far end answers every REQUEST bytes with REPLY bytes and swallows
-# the TRAILER bytes that follow (the SYNC WRITE). Prints its path, runs until SIGTERM.
-ECHO_SCRIPT = """
-import os, select, signal, sys, tty
-request, trailer = int(sys.argv[1]), int(sys.argv[3])
-# one reply, or several (comma-separated hex) answered in turn
-replies = [bytes.fromhex(r) for r in sys.argv[2].split(",")] if not sys.argv[2].isdigit() else [bytes(int(sys.argv[2]))]
-master, slave = os.openpty()
-tty.setraw(slave)
-print(os.ttyname(slave), flush=True)
-signal.signal(signal.SIGTERM, lambda *a: sys.exit(0))
-cycle = request + trailer
-received = 0
-answered = 0
-while True:
-    select.select([master], [], [])
-    before = received
-    received += len(os.read(master, 65536))
-    for k in range(before // cycle, received // cycle + 1):
-        if before < k * cycle + request <= received:
-            os.write(master, replies[answered % len(replies)])
-            answered += 1
-"""
-
-
-class _Device:
-    """A child process that serves a pty and prints its path on the first line."""
-
-    def __init__(self, argv: list[str]) -> None:
-        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-        ready, _, _ = select.select([self.proc.stdout], [], [], 30.0)
-        line = self.proc.stdout.readline().strip() if ready else ""
-        if not line:
-            self.close()
-            raise PearlRobotError(f"device process {argv[:4]} did not print its path")
-        self.path = line
-
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
-        if self.proc.stdout:
-            self.proc.stdout.close()
+    parser.add_argument(
+        "--rate-cycles", type=int, default=10_000, help="rate_500hz: cycles (default %(default)s; 0 skips it)"
+    )
+    parser.add_argument("--rate-loop-hz", type=float, default=500.0, help="rate_500hz: loop rate (default %(default)s)")
+    parser.add_argument(
+        "--rate-baud", type=int, default=4_000_000, help="rate_500hz: the servos' baud rate (default %(default)s)"
+    )
+    parser.add_argument(
+        "--rate-no-physics", action="store_true", help="rate_500hz: ideal servos (no MuJoCo thread in the bus)"
+    )
+    parser.add_argument(
+        "--rate-variant-hz",
+        type=float,
+        default=250.0,
+        help="rate_500hz: when over 1%% of its cycles are missed, 2000 more cycles at this rate show what this "
+        "machine sustains (default %(default)s; 0: none)",
+    )
 
 
 def _raw_cycle(fd: int, tx_read: bytes, tx_write: bytes, rx: int) -> None:
@@ -129,118 +104,111 @@ def _pause(seconds: float) -> None:
         time.sleep(seconds)
 
 
-def measure_transaction(spec, hardware: str | None, cycles: int, block: int, gap_s: float) -> dict[str, object]:
+def measure_transaction(
+    spec,
+    hardware: str | None,
+    cycles: int,
+    block: int,
+    gap_s: float,
+    *,
+    fast_sync_read: bool = True,
+) -> dict[str, object]:
     import serial
 
     from pearl_robot.robot.serial_robot import SerialRobot
 
-    ids = [j.servo_id for j in spec.joints]
-    n = len(ids)
-    bus_argv = [sys.executable, "-m", "pearl_robot.cli.main", "virtual-bus", "--return-delay-time", "0"]
-    if hardware:
-        bus_argv += ["--hardware", str(hardware)]
-    vbus = _Device(bus_argv)
-    echo = raw_port = None
-    try:
-        robot = SerialRobot(spec, vbus.path, timeout_margin_ms=50.0)
+    n = spec.num_joints
+    clock = time.perf_counter
+    with virtual_bus_device(hardware, "--return-delay-time", "0") as vbus:
+        robot = SerialRobot(
+            spec, vbus.path, timeout_margin_ms=50.0, bus_watchdog_ms=2540.0, fast_sync_read=fast_sync_read
+        )
         with robot:
             robot.enable()
-            address, length = robot._state_block
-            tx_read = proto.encode_instruction(
-                proto.BROADCAST_ID, proto.Instruction.SYNC_READ, proto.sync_read_params(address, length, ids)
-            )
-            goal = robot.tables[0]["goal_position"]
-            tx_write = proto.encode_instruction(
-                proto.BROADCAST_ID,
-                proto.Instruction.SYNC_WRITE,
-                proto.sync_write_params(goal.address, goal.size, {i: proto.to_bytes(2048, 4) for i in ids}),
-            )
-            rx = n * proto.status_packet_size(length)
-            echo = _Device([sys.executable, "-c", ECHO_SCRIPT, str(len(tx_read)), str(rx), str(len(tx_write))])
-            raw_port = serial.Serial(echo.path, spec.bus.baudrate, timeout=0)
-            fd = raw_port.fileno()
             hold = robot.read().position
-            for _ in range(50):  # warm both paths up
-                robot.read()
-                robot.write(hold)
-                _raw_cycle(fd, tx_read, tx_write, rx)
+            goal = robot.tables[0]["goal_position"]
+            tx_read = read_request(robot)
+            tx_write = SyncWriteTemplate(goal.address, goal.size, robot.ids, goal.signed).encode(
+                robot._goal_ticks(hold)
+            )
+            replies = [reply_bytes(robot, parts) for parts in state_blocks(robot)]
+            rx = len(replies[0])
             transaction: list[float] = []
             raw: list[float] = []
-            clock = time.perf_counter
-            while len(transaction) < cycles:
-                for _ in range(min(block, cycles - len(transaction))):
-                    t0 = clock()
-                    robot.read()
-                    robot.write(hold)
-                    transaction.append(clock() - t0)
-                    _pause(gap_s)
-                for _ in range(min(block, cycles - len(raw))):
-                    t0 = clock()
-                    _raw_cycle(fd, tx_read, tx_write, rx)
-                    raw.append(clock() - t0)
-                    _pause(gap_s)
-            # the same robot, its port moved to a device that answers at once with valid status packets:
-            # what our client stack costs without the Python device model behind the pty
-            # status packets as the servos send them, each with its Realtime Tick 1 s later than the last
-            # (SerialRobot checks that a reply was sampled after its instruction went out)
-            replies = [
-                b"".join(
-                    proto.encode_status(
-                        i,
-                        0,
-                        bytes((2, robot.bus_watchdog_units))
-                        + proto.to_bytes(1000 * k % 32768, 2)
-                        + proto.to_bytes(0, 2)
-                        + proto.to_bytes(0, 4)
-                        + proto.to_bytes(2048, 4),
-                    )
-                    for i in ids
-                )
-                for k in range(1, 33)
-            ]
-            hexes = ",".join(r.hex() for r in replies)
-            replay = _Device([sys.executable, "-c", ECHO_SCRIPT, str(len(tx_read)), hexes, str(len(tx_write))])
-            own_transport = robot.bus.transport
-            robot.bus.transport = SerialTransport(replay.path, spec.bus.baudrate)
-            client: list[float] = []
-            try:
-                for _ in range(50):
-                    robot.read()
-                    robot.write(hold)
-                for _ in range(cycles):
-                    t0 = clock()
-                    robot.read()
-                    robot.write(hold)
-                    client.append(clock() - t0)
-                    _pause(gap_s)
-            finally:
-                robot.bus.transport.close()
-                robot.bus.transport = own_transport
-                replay.close()
+            with echo_device(tx_read, [bytes(rx)]) as echo:
+                raw_port = serial.Serial(echo.path, spec.bus.baudrate, timeout=0)
+                try:
+                    fd = raw_port.fileno()
+                    for _ in range(50):  # warm both paths up
+                        robot.read()
+                        robot.write(hold)
+                        _raw_cycle(fd, tx_read, tx_write, rx)
+                    while len(transaction) < cycles:
+                        for _ in range(min(block, cycles - len(transaction))):
+                            t0 = clock()
+                            robot.read()
+                            robot.write(hold)
+                            transaction.append(clock() - t0)
+                            _pause(gap_s)
+                        for _ in range(min(block, cycles - len(raw))):
+                            t0 = clock()
+                            _raw_cycle(fd, tx_read, tx_write, rx)
+                            raw.append(clock() - t0)
+                            _pause(gap_s)
+                finally:
+                    raw_port.close()
             stats = robot.stats_dict()
-    finally:
-        if raw_port is not None:
-            raw_port.close()
-        if echo is not None:
-            echo.close()
-        vbus.close()
+            # the same robot, its port moved to a process that answers at once with valid status packets
+            # (each with a Realtime Tick 1 s later than the last: SerialRobot checks that a reply was
+            # sampled after its instruction went out): our client stack without the Python device model
+            client: list[float] = []
+            with echo_device(tx_read, replies) as instant:
+                own = robot.bus.transport
+                robot.bus.transport = transport = SerialTransport(instant.path, spec.bus.baudrate)
+                try:
+                    for _ in range(50):
+                        robot.read()
+                        robot.write(hold)
+                    for _ in range(cycles):
+                        t0 = clock()
+                        robot.read()
+                        robot.write(hold)
+                        client.append(clock() - t0)
+                        _pause(gap_s)
+                    robot.bus.transport = own
+                    syscalls_us = syscalls_per_cycle_us(robot, hold, transport, cycles, gap_s)
+                finally:
+                    robot.bus.transport = own
+                    transport.close()
+            cost = breakdown(robot, hold)
+            state_read = robot.state_read
     t = percentiles_us(transaction, "transaction_")
     r = percentiles_us(raw, "raw_")
     c = percentiles_us(client, "client_")
+    raw_p50 = r["raw_p50_us"]
+    cost["syscalls_us"] = syscalls_us
     return {
+        "state_read": state_read,
         "gap_between_cycles_ms": gap_s * 1e3,
         "joints": n,
         "tx_bytes": len(tx_read) + len(tx_write),
         "rx_bytes": rx,
         "wire_time_us": wire_time_s(len(tx_read) + len(tx_write) + rx, 1_000_000) * 1e6,
+        "wire_time_4mbps_us": wire_time_s(len(tx_read) + len(tx_write) + rx, 4_000_000) * 1e6,
         **t,
         **r,
         **c,
-        "ratio": t["transaction_p50_us"] / r["raw_p50_us"],
+        "ratio": t["transaction_p50_us"] / raw_p50,
         "ratio_p99": t["transaction_p99_us"] / r["raw_p99_us"],
-        "client_ratio": c["client_p50_us"] / r["raw_p50_us"],
+        "client_ratio": c["client_p50_us"] / raw_p50,
+        "transaction_vs_raw_p50": t["transaction_p50_us"] / raw_p50,
+        "client_vs_raw_p50": c["client_p50_us"] / raw_p50,
+        "cycle_cpu_vs_raw_p50": cost["cycle_cpu_us"] / raw_p50,
+        "breakdown": cost,
+        "breakdown_vs_raw_p50": {k.replace("_us", ""): v / raw_p50 for k, v in cost.items()},
         "transaction_retries": stats.get("bus_retries", 0),
         "transaction_timeouts": stats.get("bus_timeouts", 0),
+        "transaction_stale_reads": stats.get("stale_reads", 0),
     }
 
 
@@ -372,15 +340,39 @@ def run(args: argparse.Namespace) -> dict[str, object]:
     spec = load_spec(args.hardware)
     result: dict[str, object] = {"benchmark": "serial", "machine": machine()}
     result.update(measure_transaction(spec, args.hardware, args.cycles, args.block, args.gap_ms / 1e3))
+    result["sync_read"] = measure_transaction(
+        spec, args.hardware, args.cycles, args.block, args.gap_ms / 1e3, fast_sync_read=False
+    )
     result.update(run_episode(spec, args.episode_cycles, args.corrupt_rate, args.rate_hz, args.seed))
     result["late_replies"] = late = late_replies(spec, args.late_cycles, args.adapter_latency_ms, args.rate_hz)
+    if args.rate_cycles:
+        result["rate_500hz"] = rate = rate_run(
+            spec,
+            args.hardware,
+            rate_hz=args.rate_loop_hz,
+            baudrate=args.rate_baud,
+            cycles=args.rate_cycles,
+            physics=not args.rate_no_physics,
+        )
+        if rate["missed_share"] > 0.01 and args.rate_variant_hz:
+            rate["variant"] = rate_run(
+                spec,
+                args.hardware,
+                rate_hz=args.rate_variant_hz,
+                baudrate=args.rate_baud,
+                cycles=2000,
+                physics=not args.rate_no_physics,
+            )
     result["targets"] = {
         "late_replies_stale_unflagged==0": late["stale_unflagged"] == 0,
         "late_replies_eeprom_writes==0": late["eeprom_writes"] == 0,
         "ratio<=2": result["ratio"] <= 2.0,
+        "cycle_cpu<=raw_p50": result["cycle_cpu_vs_raw_p50"] <= 1.0,
         "episode_completed_without_safe_stop": result["episode_cycles_done"] == args.episode_cycles
         and result["episode_safe_stops"] == 0
         and result["episode_error"] is None,
         "every_corruption_counted": result["episode_crc_errors_counted"] == result["episode_replies_corrupted"],
     }
+    if args.rate_cycles:
+        result["targets"]["rate_500hz_missed<=1%"] = result["rate_500hz"]["missed_share"] <= 0.01
     return result

@@ -7,7 +7,10 @@ use the symlink. Diagnostics go to standard error.
 Realistic by default where it matters to a client: every servo keeps the factory Return Delay Time
 (500 us) and listens at the hardware file's baud rate only. ``--adapter-latency-ms 16`` puts a stock
 FTDI/U2D2 USB adapter in front (replies held up to its latency timer); ``--servo-baud-rates`` sets
-other speeds (a client at another speed gets no answer, as when scanning for servos).
+other speeds (a client at another speed gets no answer, as when scanning for servos). ``--pace-wire-time``
+makes every instruction and reply take its bytes' wire time at the servos' baud rate (off by default:
+the pty itself is instant, and only timing scenarios want the wire's); ``--firmware-version N`` makes
+every servo report firmware N (below 45 an X430 has no FAST SYNC READ: clients fall back to SYNC READ).
 
 The arm's physics: the nominal MuJoCo arm, or ``--dynamics FILE`` (a YAML mapping of ArmDynamics fields:
 damping_scale, frictionloss_scale, armature_scale and gain_scale multiply the model's per-joint values,
@@ -126,6 +129,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="baud rate (bps) the servos listen at: one for all or comma-separated per joint "
         "(default: the hardware file's bus baud rate)",
+    )
+    parser.add_argument(
+        "--pace-wire-time",
+        action="store_true",
+        help="every instruction and reply takes its bytes' wire time at the servos' baud rate (10 bits a byte), "
+        "one at a time on the wire, as on a real bus (default: instant, as the pty is)",
+    )
+    parser.add_argument(
+        "--firmware-version",
+        type=int,
+        default=None,
+        help="the firmware every servo reports (default: its model's; an X430 below 45 has no FAST SYNC READ)",
     )
     parser.set_defaults(func=run)
 
@@ -271,6 +286,8 @@ def run(args: argparse.Namespace) -> int:
         adapter_latency_ms=_parse_latency_ms(args.adapter_latency_ms),
         faults=faults,
         link=args.link,
+        firmware_version=args.firmware_version,
+        pace_wire_time=args.pace_wire_time,
     )
     stop = threading.Event()
 

@@ -1,5 +1,6 @@
-"""Dynamixel Protocol 2.0: the packet codec and CRC (``protocol``, ``crc``), X-series control tables
-as data (``control_table``), and a bus client with sync read/write, timeouts and retries (``bus``).
+"""Dynamixel Protocol 2.0: the packet codec and CRC (``protocol``, ``crc``), FAST SYNC READ's combined
+status packet (``fast_sync``), X-series control tables as data (``control_table``), and a bus client
+with (fast) sync read/write, timeouts and retries (``bus``).
 
 Nothing here knows about robots: ``pearl_robot.robot.serial_robot`` builds the arm on top of it, and
 ``pearl_robot.virtual`` answers the same packets from a simulated chain of servos.

@@ -22,7 +22,11 @@ arrived after that instruction was written and before its deadline:
   an earlier attempt of it is an answer to the same question.
 
 A status packet that is corrupted, cut short, from the wrong id or of the wrong size is dropped and
-counted. Past the retry budget the call raises ``CommError`` (a ``RobotFault``) carrying what did
+counted. ``fast_sync_read`` reads as ``sync_read`` does with FAST SYNC READ (``fast_sync``): one combined
+status packet, each servo's part taken on its own CRC, id and error, as a packet of its own would be.
+``transaction_sent_at`` is when the first attempt's write began (the earliest the servos can have
+heard it, even when the write is preempted): what the servos' Realtime Tick is checked against.
+Past the retry budget the call raises ``CommError`` (a ``RobotFault``) carrying what did
 arrive. A port that fails or vanishes raises ``PortError`` at once. Nothing here blocks past its
 deadline. ``last_reply_at`` is the monotonic time the last accepted status packet arrived.
 """
@@ -40,8 +44,10 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from pearl_robot.dynamixel import fast_sync
 from pearl_robot.dynamixel import protocol as proto
 from pearl_robot.dynamixel.control_table import Field
+from pearl_robot.dynamixel.crc import crc16
 from pearl_robot.dynamixel.protocol import BROADCAST_ID, Instruction, Packet, PacketParser, Rejected, ResultCode
 from pearl_robot.errors import PearlRobotError, RobotFault
 
@@ -213,6 +219,8 @@ STAT_NAMES = (
 LATE_WINDOW_S = 0.040
 # The widest transport latency the deadlines grow to on their own after late replies.
 MAX_TRANSPORT_LATENCY_S = 0.100
+_STATUS = int(Instruction.STATUS)
+_DEVICE_CRC_ERROR = int(ResultCode.CRC_ERROR)
 
 
 class DynamixelBus:
@@ -243,12 +251,14 @@ class DynamixelBus:
         self.clock = clock
         self.stats: collections.Counter[str] = collections.Counter({k: 0 for k in STAT_NAMES})
         self.last_sent_at: float | None = None
-        self.transaction_sent_at: float | None = None  # when the first attempt of the last call went out
+        self.transaction_sent_at: float | None = None  # when the first attempt of the last call was written
         self.last_reply_at: float | None = None
         self.last_lateness_s: float | None = None  # how late the latest late reply was, after its send
         self._parser = PacketParser()
         self._lock = threading.RLock()
-        self._sync_read_packets: dict[tuple[int, int, tuple[int, ...]], bytes] = {}
+        self._sync_read_packets: dict[tuple[int, int, int, tuple[int, ...]], bytes] = {}
+        self._sync_read_plans: dict[tuple[int, int, int], tuple[Callable, Callable, str]] = {}
+        self._sync_write_templates: dict[tuple[int, int, tuple[int, ...], bool], SyncWriteTemplate] = {}
         # Replies still owed by the last exchange: (how many, when its last instruction went out, the
         # time until which they are waited for before another instruction goes out).
         self._owed = 0
@@ -320,62 +330,79 @@ class DynamixelBus:
                     self._widen(late)
 
     # ---- one exchange ----------------------------------------------------------------------------
-    def _exchange(self, packet: bytes, expect: Mapping[int, int | None], *, settle: bool) -> dict[int, Packet]:
-        """Send ``packet`` and collect one status packet per id in ``expect`` (id -> parameter count,
-        None for any) until all arrived or the deadline passed. ``settle``: a new instruction (not a
-        retry of the last one): the bus is cleared of anything that answers an earlier one first."""
+    def _send(self, packet: bytes, settle: bool) -> float:
+        """Write an instruction (after ``_settle`` when it is a new one, not a retry); when it went out."""
         if settle:
             self._settle()
+        writing = self.clock()
         self.transport.write(packet)
         self.last_sent_at = sent_at = self.clock()
         if settle:
-            self.transaction_sent_at = sent_at
+            # the earliest the servos can have heard it: a write can be preempted (the device process
+            # it wakes may run first), and a reply sampled during that time is an answer to it
+            self.transaction_sent_at = writing
         self.stats["transactions"] += 1
+        return sent_at
+
+    def _owe(self, packets: int, sent_at: float, timeout: float) -> None:
+        """Status packets that may still come: owed until twice the exchange's timeout (at least
+        LATE_WINDOW_S) after the send."""
+        self._owed += packets
+        self._owed_sent_at = sent_at
+        self._owed_until = sent_at + max(2.0 * timeout, LATE_WINDOW_S)
+
+    def _exchange(
+        self, packet: bytes, expect: Mapping[int, int | None], *, settle: bool
+    ) -> tuple[dict[int, Packet], int]:
+        """Send ``packet`` and collect one status packet per id in ``expect`` (id -> parameter count,
+        None for any) until all arrived or the deadline passed. ``settle``: a new instruction (not a
+        retry of the last one): the bus is cleared of anything that answers an earlier one first.
+        Returns the replies by id and how many status packets answered."""
+        sent_at = self._send(packet, settle)
         if not expect:
-            return {}
-        rx = sum(proto.status_packet_size(n or 0) for n in expect.values())
+            return {}, 0
+        sizes = expect.values()
+        n = len(expect)
         # No status packet here can be longer than the largest expected one (plus worst-case byte
         # stuffing): a LEN beyond that is a lie, rejected at once instead of waited for.
-        sizes = list(expect.values())
         if None in sizes:
             self._parser.max_length = proto.MAX_LENGTH
+            rx = proto.status_packet_size(0) * n + sum(s or 0 for s in sizes)
         else:
             largest = max(sizes)
             self._parser.max_length = 4 + largest + largest // 3 + 1
-        timeout = self.timeout_s(len(packet), rx, len(expect))
+            rx = proto.status_packet_size(0) * n + sum(sizes)
+        timeout = self.timeout_s(len(packet), rx, n)
         deadline = sent_at + timeout
         got: dict[int, Packet] = {}
-        while len(got) < len(expect):
-            remaining = deadline - self.clock()
+        parser, clock, read, accept = self._parser, self.clock, self.transport.read_some, self._accept
+        while len(got) < n:
+            remaining = deadline - clock()
             if remaining <= 0:
                 break
-            data = self.transport.read_some(remaining)
+            data = read(remaining)
             if not data:
                 continue
-            self._parser.feed(data)
-            while (item := self._parser.next()) is not None:
-                self._accept(item, expect, got)
+            parser.feed(data)
+            while (item := parser.next()) is not None:
+                accept(item, expect, got)
             if got:
-                self.last_reply_at = self.clock()
-        missing = len(expect) - len(got)
+                self.last_reply_at = clock()
+        missing = n - len(got)
         if missing:
             self.stats["timeouts"] += missing
-            # their answers may still come: owed until twice this exchange's timeout (at least
-            # LATE_WINDOW_S) after the send
-            self._owed += missing
-            self._owed_sent_at = sent_at
-            self._owed_until = sent_at + max(2.0 * timeout, LATE_WINDOW_S)
-        return got
+            self._owe(missing, sent_at, timeout)
+        return got, len(got)
 
     def _accept(self, item: Packet | Rejected, expect: Mapping[int, int | None], got: dict[int, Packet]) -> None:
         if isinstance(item, Rejected):
             self.stats["crc_errors" if item.reason == "crc" else "malformed"] += 1
             return
-        if item.instruction != Instruction.STATUS or item.id not in expect or item.id in got:
+        if item.instruction != _STATUS or item.id not in expect or item.id in got:
             self.stats["unexpected"] += 1
             return
         result = item.error & 0x7F
-        if result == ResultCode.CRC_ERROR:
+        if result == _DEVICE_CRC_ERROR:
             self.stats["device_crc_errors"] += 1
             return  # our instruction was damaged on the way: ask again
         size = expect[item.id]
@@ -388,6 +415,82 @@ class DynamixelBus:
         self.stats["replies"] += 1
         got[item.id] = item
 
+    def _exchange_fast(
+        self, packet: bytes, ids: Sequence[int], length: int, *, settle: bool
+    ) -> tuple[dict[int, Packet], int]:
+        """A FAST SYNC READ: one combined status packet (``fast_sync``) whose parts are taken one by one,
+        each as a status packet of its own would be (its CRC, id, error). Returns the replies by id and
+        1 if the combined packet came (0 if not)."""
+        sent_at = self._send(packet, settle)
+        n = len(ids)
+        size = fast_sync.status_size(n, length)
+        head = fast_sync.status_head(n, length)
+        self._parser.max_length = fast_sync.status_length(n, length)  # never stuffed: exactly this
+        timeout = self.timeout_s(len(packet), size, n)
+        deadline = sent_at + timeout
+        got: dict[int, Packet] = {}
+        parser, clock, read = self._parser, self.clock, self.transport.read_some
+        arrived = False
+        while not arrived:
+            remaining = deadline - clock()
+            if remaining <= 0:
+                break
+            data = read(remaining)
+            if not data:
+                continue
+            parser.feed(data)
+            while not arrived:
+                if parser.starts_with(head):  # ours: taken whole, each part on its own CRC
+                    if parser.pending < size:
+                        break  # the rest is on its way
+                    self._take_parts(parser.peek(size), ids, length, got)
+                    parser.drop(size)
+                    arrived = True
+                    break
+                item = parser.next()  # anything else
+                if item is None:
+                    break
+                if isinstance(item, Rejected):
+                    self.stats["crc_errors" if item.reason == "crc" else "malformed"] += 1
+                elif item.instruction != _STATUS or item.id != BROADCAST_ID:
+                    self.stats["unexpected"] += 1
+                elif len(item.params) != fast_sync.status_params_size(n, length):
+                    self.stats["late_replies"] += 1  # the answer to another fast read, so to an earlier one
+                else:  # ours, after bytes that were not (the parser checked its CRC)
+                    frame = head + bytes((item.error,)) + item.params
+                    crc = crc16(frame)
+                    self._take_parts(frame + bytes((crc & 0xFF, crc >> 8)), ids, length, got)
+                    arrived = True
+            if got:
+                self.last_reply_at = clock()
+        missing = n - len(got)
+        if missing:
+            self.stats["timeouts"] += missing
+            if not arrived:
+                self._owe(1, sent_at, timeout)
+        return got, int(arrived)
+
+    def _take_parts(self, frame: bytes, ids: Sequence[int], length: int, got: dict[int, Packet]) -> None:
+        """Take the parts of a combined status packet whose CRC checks (a CRC error for each other)."""
+        parts = fast_sync.split_status(frame, ids, length)
+        stats = self.stats
+        for expected_id, part in zip(ids, parts):
+            if part is None:
+                stats["crc_errors"] += 1
+                continue
+            servo_id, error, data = part
+            if servo_id != expected_id or servo_id in got:
+                stats["unexpected"] += 1
+                continue
+            result = error & 0x7F
+            if result == _DEVICE_CRC_ERROR:
+                stats["device_crc_errors"] += 1
+                continue
+            if result:
+                stats["status_errors"] += 1
+            stats["replies"] += 1
+            got[servo_id] = Packet(servo_id, _STATUS, data, error)
+
     def _transact(
         self,
         build: Callable[[Sequence[int]], bytes],
@@ -396,22 +499,28 @@ class DynamixelBus:
         what: str,
         *,
         retries: int | None = None,
+        fast_length: int | None = None,
     ) -> dict[int, Packet]:
         """Exchange with retries: each retry asks only the ids still missing (``retries``: this call's
-        budget instead of the bus's)."""
+        budget instead of the bus's). ``fast_length``: FAST SYNC READs of that many bytes per id."""
         budget = self.retries if retries is None else retries
         with self._lock:
             pending = list(ids)
             result: dict[int, Packet] = {}
-            before = self.stats.copy()
+            before = dict(self.stats)
             for attempt in range(budget + 1):
                 if attempt:
                     self.stats["retries"] += 1
                 packet = build(pending)
                 # a retry asks the same question again: an answer to the earlier attempt is welcome
-                got = self._exchange(packet, {i: size(i) for i in pending}, settle=attempt == 0)
-                if attempt and got:
-                    self._owed = max(0, self._owed - len(got))  # one of the owed attempts answered
+                if fast_length is None:
+                    got, answered = self._exchange(packet, {i: size(i) for i in pending}, settle=attempt == 0)
+                else:
+                    got, answered = self._exchange_fast(packet, pending, fast_length, settle=attempt == 0)
+                if attempt and answered:
+                    self._owed = max(0, self._owed - answered)  # one of the owed attempts answered
+                if not attempt and len(got) == len(pending):
+                    return got
                 result.update(got)
                 pending = [i for i in pending if i not in got]
                 if not pending:
@@ -568,31 +677,61 @@ class DynamixelBus:
     ) -> dict[int, Packet]:
         """One status packet per id (check each ``status_error``); retries ask the missing ids only
         (``retries``: this call's budget instead of the bus's)."""
+        build, size, what = self._sync_read_plan(Instruction.SYNC_READ, address, length)
+        return self._transact(build, ids, size, what, retries=retries)
+
+    def fast_sync_read(
+        self, address: int, length: int, ids: Sequence[int], *, retries: int | None = None
+    ) -> dict[int, Packet]:
+        """``sync_read`` with FAST SYNC READ: one combined status packet answers for every id
+        (``fast_sync``). The same result: a Packet per id that answered, retries for the missing ones.
+        Only for servos that have it (``ControlTable.has_fast_sync_read``)."""
+        build, size, what = self._sync_read_plan(Instruction.FAST_SYNC_READ, address, length)
+        return self._transact(build, ids, size, what, retries=retries, fast_length=length)
+
+    def _sync_read_plan(self, instruction: int, address: int, length: int) -> tuple[Callable, Callable, str]:
+        """(packet builder, reply size, what it is called) of a sync read: the same every control cycle."""
+        plan = self._sync_read_plans.get((instruction, address, length))
+        if plan is None:
+            name = "fast sync read" if instruction == Instruction.FAST_SYNC_READ else "sync read"
+            what = f"{name} {length} bytes at {address}"
+            plan = self._sync_read_plans[(instruction, address, length)] = (
+                self._cached_builder(instruction, address, length),
+                lambda _i: length,
+                what,
+            )
+        return plan
+
+    def _cached_builder(self, instruction: int, address: int, length: int) -> Callable[[Sequence[int]], bytes]:
+        """The same request every control cycle: each packet is encoded once."""
+        cache = self._sync_read_packets
 
         def build(pending: Sequence[int]) -> bytes:
-            key = (address, length, tuple(pending))
-            packet = self._sync_read_packets.get(key)
-            if packet is None:  # the same request every control cycle: encode it once
-                if len(self._sync_read_packets) > 64:
-                    self._sync_read_packets.clear()
-                packet = proto.encode_instruction(
-                    BROADCAST_ID, Instruction.SYNC_READ, proto.sync_read_params(address, length, pending)
-                )
-                self._sync_read_packets[key] = packet
+            key = (instruction, address, length, tuple(pending))
+            packet = cache.get(key)
+            if packet is None:
+                if len(cache) > 64:
+                    cache.clear()
+                params = proto.sync_read_params(address, length, pending)
+                packet = cache[key] = proto.encode_instruction(BROADCAST_ID, instruction, params)
             return packet
 
-        return self._transact(build, ids, lambda _i: length, f"sync read {length} bytes at {address}", retries=retries)
+        return build
 
     def sync_write(self, address: int, length: int, data: Mapping[int, bytes]) -> None:
         params = proto.sync_write_params(address, length, data)
         self._send_only(proto.encode_instruction(BROADCAST_ID, Instruction.SYNC_WRITE, params))
 
     def sync_write_ints(self, address: int, size: int, ids: Sequence[int], values: Sequence[int], signed: bool) -> None:
-        """SYNC WRITE of one integer per id (the per-cycle goal write, packed in one step)."""
-        code = {1: "b", 2: "h", 4: "i"}[size]
-        code = code if signed else code.upper()
-        params = struct.pack("<HH" + ("B" + code) * len(ids), address, size, *_interleave(ids, values))
-        self._send_only(proto.encode_instruction(BROADCAST_ID, Instruction.SYNC_WRITE, params))
+        """SYNC WRITE of one integer per id (the per-cycle goal write): a template per layout, where
+        only the values change (``SyncWriteTemplate``)."""
+        key = (address, size, tuple(ids), signed)
+        template = self._sync_write_templates.get(key)
+        if template is None:
+            if len(self._sync_write_templates) > 16:
+                self._sync_write_templates.clear()
+            template = self._sync_write_templates[key] = SyncWriteTemplate(address, size, ids, signed)
+        self._send_only(template.encode(values))
 
     def bulk_read(self, requests: Iterable[tuple[int, int, int]]) -> dict[int, Packet]:
         """``requests``: (id, address, length) each; one status packet per id."""
@@ -653,9 +792,26 @@ class DynamixelBus:
         return out
 
 
-def _interleave(ids: Sequence[int], values: Sequence[int]) -> list[int]:
-    out: list[int] = []
-    for servo_id, value in zip(ids, values):
-        out.append(servo_id)
-        out.append(value)
-    return out
+class SyncWriteTemplate:
+    """A SYNC WRITE of one integer per id, encoded from a template: the header, the instruction and the
+    ids are fixed, so a cycle packs the values and continues the CRC from the fixed part. Values whose
+    bytes need stuffing go through ``encode_instruction``."""
+
+    def __init__(self, address: int, size: int, ids: Sequence[int], signed: bool) -> None:
+        code = {1: "b", 2: "h", 4: "i"}[size]
+        self._struct = struct.Struct("<HH" + ("B" + (code if signed else code.upper())) * len(ids))
+        self._fields: list[int] = [address, size]
+        for servo_id in ids:
+            self._fields += [servo_id, 0]
+        length = 1 + self._struct.size + 2  # instruction, parameters, CRC (before any stuffing)
+        self._head = proto.HEADER + bytes((BROADCAST_ID, length & 0xFF, length >> 8, Instruction.SYNC_WRITE))
+        self._head_crc = crc16(self._head)
+
+    def encode(self, values: Sequence[int]) -> bytes:
+        fields = self._fields.copy()  # (threads may share the template)
+        fields[3::2] = values
+        params = self._struct.pack(*fields)
+        if proto.HEADER_PREFIX in params:
+            return proto.encode_instruction(BROADCAST_ID, Instruction.SYNC_WRITE, params)
+        crc = crc16(params, self._head_crc)
+        return self._head + params + bytes((crc & 0xFF, crc >> 8))

@@ -121,6 +121,9 @@ class ControlTable:
     model_number: int
     fields: tuple[Field, ...]
     firmware_version: int = 46
+    # The first firmware with FAST SYNC READ (0x8A); None: the model has none. The e-manual (Protocol 2.0,
+    # "Fast Sync Read"): X430/540 series from v45 (2XL/2XC never), X330 from v46.
+    fast_sync_read_firmware: int | None = 45
     # electrical and mechanical figures at 12 V (spec sheet), used by the virtual servo
     stall_torque_nm: float = 4.1
     stall_current_a: float = 2.3
@@ -141,6 +144,10 @@ class ControlTable:
                 by_byte[a] = f
         object.__setattr__(self, "_by_name", by_name)
         object.__setattr__(self, "_by_byte", tuple(by_byte))
+
+    def has_fast_sync_read(self, firmware: int) -> bool:
+        """Does a servo of this model running ``firmware`` answer FAST SYNC READ?"""
+        return self.fast_sync_read_firmware is not None and firmware >= self.fast_sync_read_firmware
 
     def __getitem__(self, name: str) -> Field:
         try:

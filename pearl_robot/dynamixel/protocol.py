@@ -8,7 +8,8 @@ Status packet: the same with INST = 0x55 followed by an ERROR byte before the pa
 ``LEN`` counts everything after itself (instruction, error, parameters, CRC) *after* byte stuffing:
 wherever ``FF FF FD`` occurs from the instruction to the last parameter, an extra ``FD`` is inserted
 so that a header can never appear inside a packet. The CRC (``crc.crc16``) covers the stuffed packet
-from the header on. Multi-byte values are little endian.
+from the header on. Multi-byte values are little endian. The one exception: the combined status
+packet that answers a FAST SYNC/BULK READ (id 0xFE, see ``fast_sync``) is never stuffed.
 
 ``PacketParser`` is the receiving side for both ends of the bus: it takes bytes as they arrive, finds
 headers, and hands out whole packets or a note of what it rejected (bad CRC, a lying length, a
@@ -48,8 +49,10 @@ class Instruction(enum.IntEnum):
     STATUS = 0x55
     SYNC_READ = 0x82
     SYNC_WRITE = 0x83
+    FAST_SYNC_READ = 0x8A  # one combined status packet for every id (``fast_sync``)
     BULK_READ = 0x92
     BULK_WRITE = 0x93
+    FAST_BULK_READ = 0x9A
 
 
 class ResultCode(enum.IntEnum):
@@ -317,6 +320,18 @@ class PacketParser:
     def _discard(self, n: int) -> None:
         del self._buf[:n]
 
+    # a caller that knows the shape of the packet it waits for can take it whole (``fast_sync``)
+    def starts_with(self, prefix: bytes) -> bool:
+        return self._buf.startswith(prefix)
+
+    def peek(self, n: int) -> bytes:
+        """The first ``n`` bytes held (fewer if fewer are), not consumed."""
+        return bytes(self._buf[:n])
+
+    def drop(self, n: int) -> None:
+        """Consume ``n`` bytes the caller took as a packet."""
+        del self._buf[:n]
+
     def next(self) -> Packet | Rejected | None:
         buf = self._buf
         while True:
@@ -353,9 +368,9 @@ class PacketParser:
                 self._discard(3)
                 return Rejected("crc", packet_id, 3)
             body = bytes(buf[HEADER_SIZE : total - 2])
-            if STUFFED in body:
-                body = unstuff(body)
-            self._discard(total)
+            if STUFFED in body and not (packet_id == BROADCAST_ID and body[0] == Instruction.STATUS):
+                body = unstuff(body)  # (a FAST SYNC READ's combined status packet is never stuffed)
+            del buf[:total]
             instruction = body[0]
             if instruction == Instruction.STATUS:
                 if len(body) < 2:

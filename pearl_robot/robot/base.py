@@ -11,6 +11,7 @@ import enum
 import threading
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from math import isfinite
 
 import numpy as np
 
@@ -18,6 +19,7 @@ from pearl_robot.errors import LifecycleError
 from pearl_robot.robot.spec import RobotSpec
 
 _NUMBERS = (int, float, np.integer, np.floating)
+_FLOAT64 = np.dtype(np.float64)
 
 
 def non_numbers(values: object) -> list[str]:
@@ -150,15 +152,26 @@ class Robot(ABC):
         with self._io_lock:
             if self._lifecycle is not Lifecycle.ACTIVE:
                 raise LifecycleError(f"commands are refused unless ACTIVE; this robot is {self._lifecycle.value}")
-            bad = non_numbers(targets)
-            if bad:
-                raise ValueError(f"joint targets must be int or float numbers, not {', '.join(bad)}")
-            targets = np.asarray(targets, dtype=float)
-            if targets.shape != (self.spec.num_joints,):
-                raise ValueError(f"expected {self.spec.num_joints} joint targets, got shape {targets.shape}")
-            if not np.all(np.isfinite(targets)):
+            return self._write(self._checked_targets(targets))
+
+    def _checked_targets(self, targets: np.ndarray) -> np.ndarray:
+        """``targets`` as ``num_joints`` finite float64 values, or ValueError saying what is wrong."""
+        n = self.spec.num_joints
+        if type(targets) is np.ndarray and targets.dtype is _FLOAT64 and targets.shape == (n,):
+            # the common case, without numpy calls (each costs more than the few joints): a finite sum
+            # means every value is finite (one that is not could be a sum that overflowed)
+            if not isfinite(sum(targets.tolist())) and not np.isfinite(targets).all():
                 raise ValueError("joint targets must be finite")
-            return self._write(targets)
+            return targets
+        bad = non_numbers(targets)
+        if bad:
+            raise ValueError(f"joint targets must be int or float numbers, not {', '.join(bad)}")
+        targets = np.asarray(targets, dtype=float)
+        if targets.shape != (n,):
+            raise ValueError(f"expected {n} joint targets, got shape {targets.shape}")
+        if not np.all(np.isfinite(targets)):
+            raise ValueError("joint targets must be finite")
+        return targets
 
     # ---- optional capabilities --------------------------------------------------------------
     @property

@@ -3,8 +3,13 @@
 Per control cycle exactly one bus transaction each way: ``read()`` is one SYNC READ of an indirect
 block every servo is given at connect (Status Return Level, Bus Watchdog, Realtime Tick, present
 current or load, velocity and position: 14 bytes at Indirect Data 1), ``write()`` one SYNC WRITE of
-Goal Position (116). This backend works in *raw* angles, the servo's own (its horn may be mounted at
-any angle, turning either way)::
+Goal Position (116). The read is a FAST SYNC READ (one combined status packet, ``dynamixel.fast_sync``)
+when every servo's model and firmware have it (X430/540 from firmware 45, per the e-manual), chosen at
+connect from the pings; a plain SYNC READ otherwise, or with ``fast_sync_read=0``. Either gives the
+same per-servo replies, checks and stale flags.
+
+This backend works in *raw* angles, the servo's own (its horn may be mounted at any angle, turning
+either way)::
 
     raw_rad = (ticks - 2048) * 2*pi/4096
 
@@ -51,6 +56,7 @@ from typing import Literal
 
 import numpy as np
 
+from pearl_robot.dynamixel import fast_sync
 from pearl_robot.dynamixel import protocol as proto
 from pearl_robot.dynamixel.adapter import inspect_adapter, set_low_latency
 from pearl_robot.dynamixel.bus import CommError, DynamixelBus, PortError, SerialTransport, Transport
@@ -78,6 +84,7 @@ BUS_WATCHDOG_UNIT_S = 0.020
 BUS_WATCHDOG_FIRED = -1
 REALTIME_TICK_WRAP_MS = 32768
 REALTIME_TICK_TOLERANCE_MS = 2.0  # 1 ms resolution, truncated, on either side
+EXACT_TICKS = 1 << 22  # |ticks| below this round-trip through radians exactly (see _goal_ticks)
 # Transport lateness beyond this share of the control period leaves no room for a cycle: refused.
 MAX_LATENESS_SHARE = 0.6
 
@@ -132,6 +139,7 @@ class SerialRobot(Robot):
         read_effort: bool = True,
         bus_watchdog_ms: float | None = None,
         low_latency: bool = True,
+        fast_sync_read: bool | int = True,
         transport: Transport | None = None,
     ) -> None:
         """``spec`` in raw angles (``raw_spec(spec, calibration)`` under a calibration; the hardware spec
@@ -139,7 +147,9 @@ class SerialRobot(Robot):
         at connect (None leaves the servos as they are). ``bus_watchdog_ms``: the servos stop by
         themselves when no instruction arrives for that long while ACTIVE (default: four control
         periods, at least 100 ms; 0 turns it off). ``low_latency``: set the USB adapter's latency timer
-        to 1 ms at connect where permitted. ``transport`` replaces the serial port (tests)."""
+        to 1 ms at connect where permitted. ``fast_sync_read``: read the state with FAST SYNC READ where
+        every servo has it (0/false: always the plain SYNC READ). ``transport`` replaces the serial port
+        (tests)."""
         super().__init__(spec)
         if on_close not in ("torque_off", "hold"):
             raise ValueError(f"on_close must be 'torque_off' or 'hold', got {on_close!r}")
@@ -149,6 +159,10 @@ class SerialRobot(Robot):
             raise ValueError(f"retries must be >= 0, got {retries}")
         if timeout_margin_ms < 0:
             raise ValueError(f"timeout_margin_ms must be >= 0, got {timeout_margin_ms}")
+        if fast_sync_read not in (0, 1):
+            raise ValueError(f"fast_sync_read must be 1 or 0 (true or false), got {fast_sync_read!r}")
+        self.fast_sync_read = bool(fast_sync_read)
+        self.state_read = "sync_read"  # the instruction of the per-cycle state read, chosen at connect
         if bus_watchdog_ms is None:
             bus_watchdog_ms = max(100.0, 4000.0 * spec.period_s)
         units = math.ceil(bus_watchdog_ms / 1000.0 / BUS_WATCHDOG_UNIT_S)
@@ -173,9 +187,9 @@ class SerialRobot(Robot):
                 self.tables.append(control_table(joint.model))
             except KeyError as exc:
                 raise ConfigError(spec.source, f"joints[{i}].model", str(exc.args[0])) from None
-        self._effort_scale = np.array([self._effort_unit(t) for t in self.tables])
-        self._tick_min = np.zeros(spec.num_joints)
-        self._tick_max = np.full(spec.num_joints, 4095.0)
+        self._effort_scale = [self._effort_unit(t) for t in self.tables]
+        self._position_min, self._position_max = spec.position_min, spec.position_max  # (a frozen spec)
+        self._set_tick_limits(np.zeros(spec.num_joints), np.full(spec.num_joints, 4095.0))
         self._state_items = [state_items(t, read_effort) for t in self.tables]
         self._state_structs = [_packed_struct(items) for items in self._state_items]
         size = self._state_structs[0].size
@@ -185,8 +199,10 @@ class SerialRobot(Robot):
         self._goal_item = self.tables[0]["goal_position"]  # the same address on every X-series model
         self._read_retries = retries
         self._stale_streak = 0
-        self._last_read: tuple[np.ndarray, np.ndarray, np.ndarray | None] | None = None
-        self._last_read_at: np.ndarray = np.zeros(spec.num_joints)  # when each joint's last reply arrived
+        # the last state in raw units (ticks, velocity, effort), per joint: lists, not arrays (five values
+        # a cycle: numpy's per-call cost was most of the work)
+        self._last_read: tuple[list[float], list[float], list[float] | None] | None = None
+        self._last_read_at: list[float] = [0.0] * spec.num_joints  # when each joint's last reply arrived
         self.adapter = None  # AdapterInfo after connect
         self._latency = None  # the bus's LatencyMeasurement, kept after close
         self.notices: list[str] = []  # what connect() found and fixed, one line each
@@ -194,7 +210,7 @@ class SerialRobot(Robot):
         self.bus_stats: collections.Counter[str] = collections.Counter()
         self.stats: collections.Counter[str] = collections.Counter()
         self.hardware_errors: dict[int, int] = {}  # servo id -> Hardware Error Status bits
-        self._last_ticks: np.ndarray | None = None
+        self._last_ticks: list[float] | None = None
         self.last_error: str | None = None
 
     @classmethod
@@ -274,6 +290,7 @@ class SerialRobot(Robot):
         # Every servo answers every instruction from here on (a broadcast write has no reply).
         bus.write(proto.BROADCAST_ID, t0["status_return_level"].address, bytes((2,)))
         self._measure_round_trip()
+        firmwares = []
         for i, (servo_id, table) in enumerate(zip(self.ids, self.tables)):
             try:
                 model, firmware, error = bus.ping(servo_id)
@@ -285,6 +302,8 @@ class SerialRobot(Robot):
                     f"joints[{i}].model",
                     f"servo id {servo_id} reports model number {model}, but {table.model} is {table.model_number}",
                 )
+            firmwares.append(firmware)
+        self._choose_state_read(firmwares)
         self._sync_write_value("torque_enable", dict.fromkeys(self.ids, 0))
         for servo_id, table in zip(self.ids, self.tables):
             self._clear_bus_watchdog_error(servo_id, table)
@@ -302,11 +321,27 @@ class SerialRobot(Robot):
         bus.return_delay_s = max(delays) * SECONDS_PER_RETURN_DELAY_UNIT
         lo = [bus.read_value(i, t["min_position_limit"]) for i, t in zip(self.ids, self.tables)]
         hi = [bus.read_value(i, t["max_position_limit"]) for i, t in zip(self.ids, self.tables)]
-        self._tick_min, self._tick_max = np.array(lo, dtype=float), np.array(hi, dtype=float)
+        self._set_tick_limits(np.array(lo, dtype=float), np.array(hi, dtype=float))
         self._map_state_block()
         self._read_retries = self._retries_within(self.spec.period_s)
         self._stale_streak = 0
         self._read_ticks()
+
+    def _choose_state_read(self, firmwares: list[int]) -> None:
+        """FAST SYNC READ where every servo's model and firmware have it (and it is not turned off)."""
+        lacking = [
+            f"{self.joint_label(i)} ({t.model} firmware {fw})"
+            for i, t, fw in zip(self.ids, self.tables, firmwares)
+            if not t.has_fast_sync_read(fw)
+        ]
+        self.state_read = "fast_sync_read" if self.fast_sync_read and not lacking else "sync_read"
+        if self.fast_sync_read and lacking:
+            log.info("%s: plain SYNC READ: no FAST SYNC READ on servo %s", self.device, ", ".join(lacking))
+
+    def _sync_read_state(self, retries: int | None = None) -> dict[int, proto.Packet]:
+        """One read of every servo's state block, with the instruction chosen at connect."""
+        read = self.bus.fast_sync_read if self.state_read == "fast_sync_read" else self.bus.sync_read
+        return read(*self._state_block, self.ids, retries=retries)
 
     def _measure_round_trip(self) -> None:
         """Ping every servo with a generous deadline and derive the deadlines from what came back."""
@@ -380,7 +415,10 @@ class SerialRobot(Robot):
         retries are allowed: a lost packet costs one late cycle rather than a stale state)."""
         address, length = self._state_block
         tx = proto.HEADER_SIZE + 3 + 4 + len(self.ids) + 2
-        rx = len(self.ids) * proto.status_packet_size(length)
+        if self.state_read == "fast_sync_read":
+            rx = fast_sync.status_size(len(self.ids), length)
+        else:
+            rx = len(self.ids) * proto.status_packet_size(length)
         attempt = self.bus.timeout_s(tx, rx, len(self.ids))
         return min(self.retries, max(1, int(budget_s // attempt) - 1))
 
@@ -393,7 +431,7 @@ class SerialRobot(Robot):
                 f"cannot enable: {self._hardware_error_text()}; call clear_faults() once the cause is gone"
             )
         ticks, _, _ = self._read_ticks()
-        self._sync_write_value("goal_position", dict(zip(self.ids, ticks.tolist())))
+        self._sync_write_value("goal_position", dict(zip(self.ids, ticks)))
         self._sync_write_value("torque_enable", dict.fromkeys(self.ids, 1))
         refused = [
             servo_id
@@ -434,7 +472,7 @@ class SerialRobot(Robot):
             else:
                 self._sync_write_value("bus_watchdog", dict.fromkeys(self.ids, 0))
                 if self._last_ticks is not None:
-                    self._sync_write_value("goal_position", dict(zip(self.ids, self._last_ticks.tolist())))
+                    self._sync_write_value("goal_position", dict(zip(self.ids, self._last_ticks)))
         except RobotFault:
             self.stats["close_errors"] += 1  # the device is gone: nothing left to tell it
         finally:
@@ -446,19 +484,19 @@ class SerialRobot(Robot):
     def _read(self) -> RobotState:
         ticks, velocity, effort, faults = self._guard(self._read_state)
         return RobotState(
-            position=self.ticks_to_rad(ticks),
-            velocity=velocity * RAD_S_PER_VELOCITY_UNIT,
-            effort=None if effort is None else effort * self._effort_scale,
-            timestamp=float(self._last_read_at.min()),  # when the oldest joint's reply arrived
-            faults=tuple(faults) + tuple(self._faults()),
+            position=np.array([(t - CENTER_TICKS) * RAD_PER_TICK for t in ticks]),  # = ticks_to_rad(ticks)
+            velocity=np.array([v * RAD_S_PER_VELOCITY_UNIT for v in velocity]),
+            effort=None if effort is None else np.array([e * s for e, s in zip(effort, self._effort_scale)]),
+            timestamp=min(self._last_read_at),  # when the oldest joint's reply arrived
+            faults=tuple(faults) + tuple(self._faults()) if faults or self.hardware_errors else (),
         )
 
-    def _read_state(self) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, list[Fault]]:
+    def _read_state(self) -> tuple[list[float], list[float], list[float] | None, list[Fault]]:
         """One state read; joints whose fresh answer did not come keep their last values, flagged."""
         missing: tuple[int, ...] = ()
         late = 0
         try:
-            replies = self.bus.sync_read(*self._state_block, self.ids, retries=self._read_retries)
+            replies = self._sync_read_state(retries=self._read_retries)
         except CommError as exc:
             if self._last_read is None or self._stale_streak + 1 >= STALE_READS_BEFORE_FAULT:
                 raise
@@ -481,31 +519,40 @@ class SerialRobot(Robot):
                 faults.append(Fault("stale_read", self.spec.joint_names[k], detail))
         return ticks, velocity, effort, faults
 
-    def _read_ticks(self) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    def _read_ticks(self) -> tuple[list[float], list[float], list[float] | None]:
         """A fresh state read (no stale fallback): connect, enable and the fault paths use it."""
-        ticks, velocity, effort, _, old = self._decode(self.bus.sync_read(*self._state_block, self.ids))
+        ticks, velocity, effort, _, old = self._decode(self._sync_read_state())
         if old:
             raise CommError(f"servo id {', '.join(map(str, old))}: the reply answered an earlier read", old)
         return ticks, velocity, effort
 
-    def _decode(self, replies: dict[int, proto.Packet]) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, list, list]:
+    def _decode(
+        self, replies: dict[int, proto.Packet]
+    ) -> tuple[list[float], list[float], list[float] | None, list, list]:
         """Ticks, velocity, effort of every joint (the last values for ids without a fresh reply), the
         faults the replies carry (a fired Bus Watchdog, a servo that restarted) and the ids whose
         reply turned out to answer an earlier read (``_is_fresh``)."""
         arrived = self.bus.last_reply_at or time.monotonic()
         sent = self.bus.transaction_sent_at
         last = self._last_read
-        rows, faults, old = [], [], []
+        ticks, velocity, effort, faults, old = [], [], [], [], []
+        structs, hardware_errors, read_effort, last_at = (
+            self._state_structs,
+            self.hardware_errors,
+            self.read_effort,
+            self._last_read_at,
+        )
         for k, servo_id in enumerate(self.ids):
             reply = replies.get(servo_id)
             row = None
             if reply is not None:
-                self._check_alert(k, servo_id, reply)
+                if reply.error & proto.ALERT_BIT or hardware_errors:
+                    self._check_alert(k, servo_id, reply)
                 if reply.error & 0x7F:
                     what = f"servo {self.joint_label(servo_id)} answered the state read with: {reply.status_error}"
                     raise CommError(what, [servo_id])
-                level, watchdog, servo_ms, *row = self._state_structs[k].unpack_from(reply.params)
-                fault = self._block_fault(k, level, watchdog)
+                level, watchdog, servo_ms, *row = structs[k].unpack_from(reply.params)
+                fault = None if level == 2 and watchdog != BUS_WATCHDOG_FIRED else self._block_fault(k, level, watchdog)
                 if fault is not None:
                     faults.append(fault)
                     row = None if fault.kind == "comm_error" else row
@@ -514,18 +561,19 @@ class SerialRobot(Robot):
                     self.stats["replies_answering_earlier_reads"] += 1
                     row = None
                 else:
-                    self._last_read_at[k] = arrived
+                    last_at[k] = arrived
                     self._servo_ms[k] = servo_ms
             if row is None:  # no fresh values: the last ones (flagged by the caller or the fault)
                 if last is None:
                     raise CommError(f"servo {self.joint_label(servo_id)}: no valid state yet", [servo_id])
-                row = ([last[2][k]] if self.read_effort else []) + [last[1][k], last[0][k]]
-            rows.append(row)
-        values = np.array(rows, dtype=float)  # columns: (effort,) velocity, position
+                row = ([last[2][k]] if read_effort else []) + [last[1][k], last[0][k]]
+            if read_effort:
+                effort.append(float(row[0]))
+            velocity.append(float(row[-2]))
+            ticks.append(float(row[-1]))
         self.stats["cycles_read"] += 1
-        ticks = values[:, -1]
-        self._last_ticks = ticks.copy()
-        self._last_read = (ticks, values[:, -2], values[:, 0] if self.read_effort else None)
+        self._last_ticks = ticks
+        self._last_read = (ticks, velocity, effort if read_effort else None)
         return (*self._last_read, faults, old)
 
     def _is_fresh(self, k: int, servo_ms: int, sent_at: float | None) -> bool:
@@ -570,20 +618,48 @@ class SerialRobot(Robot):
 
     def _write(self, targets: np.ndarray) -> np.ndarray:
         if self.hardware_errors and self._last_ticks is not None:
-            ticks = self._last_ticks.astype(np.int64)  # a servo is in fault: hold, whatever was asked
+            ticks = [int(t) for t in self._last_ticks]  # a servo is in fault: hold, whatever was asked
             self.stats["writes_held_on_fault"] += 1
         else:
             # Inside the joint limits, or between the limit and where a joint rests outside them:
             # clamping a goal never moves it further than the command asked (SafeRobot caps the step).
-            lo, hi = self.spec.position_min, self.spec.position_max
-            if self._last_ticks is not None:
-                present = self.ticks_to_rad(self._last_ticks)
-                lo, hi = np.minimum(lo, present), np.maximum(hi, present)
-            ticks = self.rad_to_ticks(targets, lo, hi)
+            ticks = self._goal_ticks(targets)
         goal = self._goal_item
-        self._guard(lambda: self.bus.sync_write_ints(goal.address, goal.size, self.ids, ticks.tolist(), goal.signed))
+        self._guard(lambda: self.bus.sync_write_ints(goal.address, goal.size, self.ids, ticks, goal.signed))
         self.stats["cycles_written"] += 1
-        return self.ticks_to_rad(ticks)
+        return np.array([(t - CENTER_TICKS) * RAD_PER_TICK for t in ticks])  # = ticks_to_rad(ticks)
+
+    def _set_tick_limits(self, lo: np.ndarray, hi: np.ndarray) -> None:
+        """The servos' position limits (ticks), and what ``_goal_ticks`` derives from them once."""
+        self._tick_min, self._tick_max = lo, hi
+        low = [math.ceil(CENTER_TICKS + a / RAD_PER_TICK - 1e-9) for a in self._position_min.tolist()]
+        high = [math.floor(CENTER_TICKS + b / RAD_PER_TICK + 1e-9) for b in self._position_max.tolist()]
+        self._goal_limits = list(zip(lo.tolist(), hi.tolist(), low, high))
+
+    def _goal_ticks(self, targets: np.ndarray) -> list[int]:
+        """``rad_to_ticks(targets, lo, hi)`` with [lo, hi] the joint limits widened to where each joint
+        is, in Python floats per joint (five joints: numpy's per-call cost was most of the work).
+        Bit for bit the same: ceil/floor of the widened limit in ticks is the limit's or the present
+        tick's (both monotonic), and ceil/floor(2048 + ((t - 2048) * RAD_PER_TICK) / RAD_PER_TICK -+ 1e-9)
+        is t for every integer |t| < 2**22 (checked over that range; larger ones take the formula)."""
+        present = self._last_ticks or [None] * len(self.ids)
+        out = []
+        for x, (tmin, tmax, lo, hi), p in zip(targets.tolist(), self._goal_limits, present):
+            if p is not None:
+                if -EXACT_TICKS < p < EXACT_TICKS:
+                    p_lo = p_hi = p
+                else:
+                    rad = (p - CENTER_TICKS) * RAD_PER_TICK
+                    p_lo = math.ceil(CENTER_TICKS + rad / RAD_PER_TICK - 1e-9)
+                    p_hi = math.floor(CENTER_TICKS + rad / RAD_PER_TICK + 1e-9)
+                lo = p_lo if p_lo < lo else lo
+                hi = p_hi if p_hi > hi else hi
+            low = tmin if tmin > lo else lo
+            high = tmax if tmax < hi else hi
+            high = low if high < low else high
+            t = round(CENTER_TICKS + x / RAD_PER_TICK)
+            out.append(int(low if t < low else high if t > high else t))
+        return out
 
     def _sync_write_value(self, name: str, values: dict[int, int]) -> None:
         item = self.tables[0][name]  # every X-series model has these items at the same address
@@ -641,7 +717,7 @@ class SerialRobot(Robot):
             if self.fault_action == "torque_off":
                 self._sync_write_value("torque_enable", dict.fromkeys(self.ids, 0))
             elif self._last_ticks is not None:
-                self._sync_write_value("goal_position", dict(zip(self.ids, self._last_ticks.astype(np.int64).tolist())))
+                self._sync_write_value("goal_position", dict(zip(self.ids, [int(t) for t in self._last_ticks])))
             self.stats["safe_stops"] += 1
         except RobotFault:
             self.stats["safe_stop_failed"] += 1

@@ -6,7 +6,17 @@ One thread serves the pty; the plant (``MujocoPlant``) runs its own real-time th
 of one instruction go out in one write, in the order the instruction named the ids, after the sum
 of the answering servos' Return Delay Times (as each servo waits for the one before it) plus any
 injected latency. A status packet carries the id the instruction was addressed to (after a WRITE of
-a new ID the servo answers at the new id from the next instruction on).
+a new ID the servo answers at the new id from the next instruction on). A FAST SYNC READ is answered
+with one combined status packet (``dynamixel.fast_sync``) when every servo it names is there, answers
+reads and has a firmware with it (Firmware Version, 6); otherwise nobody answers it (the chain of
+parts cannot complete).
+
+``pace_wire_time``: the pty moves bytes at once, a bus does not. Paced, every instruction takes its
+bytes' wire time at the servos' baud rate (10 bits per byte) before the servos act on it, a reply
+goes to the host once its bytes would have crossed the wire too (after the Return Delay Times), and
+the wire carries one thing at a time (an instruction sent while a reply is on the wire waits for it).
+Off by default: it changes only when things happen, not what, and tests and protocol benchmarks
+want the host's speed; a scenario about control rates turns it on (``--pace-wire-time``).
 
 Real hardware behind the port:
 
@@ -18,6 +28,10 @@ Real hardware behind the port:
   effect after its status packet, as on a real servo.
 - Bus Watchdog (98): the serving thread never waits past the next watchdog deadline, so a servo
   stops within a few milliseconds of it (typically under one; see ``VirtualServo.check_watchdog``).
+
+A combined FAST SYNC READ packet counts one reply per servo in it (``stats``); the drop fault draws per
+servo and loses the whole packet when it hits any part (counting every part dropped), the corrupt fault
+damages the CRC of the parts it hits (the servos after one compute theirs over the damaged bytes).
 
 Faults (``BusFaults``) can be changed while it runs. ``hand`` is the operator's hand on the arm
 (``hand.hold(joint_index, true_position_rad)``, ``hand.release()``): the calibration procedure moves
@@ -45,10 +59,10 @@ from typing import NamedTuple
 
 import numpy as np
 
+from pearl_robot.dynamixel import fast_sync
 from pearl_robot.dynamixel import protocol as proto
 from pearl_robot.dynamixel.control_table import (
     BAUD_RATES,
-    SECONDS_PER_RETURN_DELAY_UNIT,
     ControlTable,
     control_table,
 )
@@ -60,8 +74,8 @@ from pearl_robot.virtual.servo import VirtualServo
 
 BUS_STAT_NAMES = (
     "instructions",  # instruction packets received intact
-    "replies",  # status packets sent
-    "replies_dropped",  # status packets withheld by the drop fault
+    "replies",  # status packets sent (a FAST SYNC READ's combined packet: one per servo in it)
+    "replies_dropped",  # status packets withheld by the drop fault (the same count)
     "replies_corrupted",  # status packets sent with a damaged CRC
     "crc_errors_received",  # instruction packets with a bad CRC
     "malformed_received",  # bad headers, lying lengths, parameters that do not parse
@@ -71,7 +85,13 @@ BUS_STAT_NAMES = (
 )
 
 BROADCAST_ONLY = frozenset(
-    {Instruction.SYNC_READ, Instruction.SYNC_WRITE, Instruction.BULK_READ, Instruction.BULK_WRITE}
+    {
+        Instruction.SYNC_READ,
+        Instruction.SYNC_WRITE,
+        Instruction.FAST_SYNC_READ,
+        Instruction.BULK_READ,
+        Instruction.BULK_WRITE,
+    }
 )
 POLL_S = 0.05  # longest wait of the serving thread when nothing is due
 USB_CHUNK_BYTES = 62  # payload of a 64-byte full-speed USB packet (an FTDI chip uses 2 for modem status)
@@ -127,10 +147,11 @@ def baud_register(bps: int) -> int:
         raise ValueError(f"{bps} bps is not a Dynamixel X-series baud rate (known: {known})") from None
 
 
-def host_baud(fd: int) -> int | None:
-    """The speed the host set on the pty (a master reports its slave's settings); None if unknown."""
+def host_baud(fd: int, buffer: array.array | None = None) -> int | None:
+    """The speed the host set on the pty (a master reports its slave's settings); None if unknown.
+    ``buffer``: an ``array("I", [0] * 11)`` to reuse (struct termios2: 44 bytes, c_ospeed last)."""
     with contextlib.suppress(OSError):
-        settings = array.array("I", [0] * 11)  # struct termios2: 44 bytes, c_ospeed last
+        settings = array.array("I", [0] * 11) if buffer is None else buffer
         fcntl.ioctl(fd, _TCGETS2, settings)
         if settings[10]:
             return int(settings[10])
@@ -166,10 +187,14 @@ class VirtualServoBus:
         *,
         faults: BusFaults | None = None,
         adapter_latency_s: float = 0.0,
+        pace_wire_time: bool = False,
         link: str | os.PathLike[str] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.servos = list(servos)
+        self.pace_wire_time = pace_wire_time
+        self._wire_free_at = 0.0  # paced: when the wire is free again (the last instruction or reply on it)
+        self._termios = array.array("I", [0] * 11)
         self.plant = plant
         self.hand = Hand(plant, max((s.joint_index for s in self.servos), default=-1) + 1)
         self.faults = (faults or BusFaults()).validate()
@@ -208,12 +233,16 @@ class VirtualServoBus:
         adapter_latency_ms: float = 0.0,
         faults: BusFaults | None = None,
         link: str | os.PathLike[str] | None = None,
+        firmware_version: int | None = None,
+        pace_wire_time: bool = False,
     ) -> VirtualServoBus:
         """The servos of ``spec`` (ids and models from the YAML). ``physics=False`` uses an
         ``IdealPlant``. ``hidden_*`` are per joint; ``sensor_noise_ticks`` is the std of Gaussian encoder
         noise; ``return_delay_time`` (2 us units) overrides the factory default of 250 in every servo,
         as if it had been configured before. Every servo listens at the spec's bus baud rate, or at
         ``servo_baud_rates`` (bps, per joint). ``adapter_latency_ms``: see ``UsbAdapter``.
+        ``firmware_version``: what every servo reports (default: its model's), e.g. one older than
+        FAST SYNC READ. ``pace_wire_time``: see the module docstring.
         An unknown model or baud rate in the spec is a ``ConfigError``."""
         n = spec.num_joints
         tables = [_model_table(spec, i, joint.model) for i, joint in enumerate(spec.joints)]
@@ -239,8 +268,17 @@ class VirtualServoBus:
             servo.set("baud_rate", bauds[i])
             if return_delay_time is not None:
                 servo.set("return_delay_time", return_delay_time)
+            if firmware_version is not None:
+                servo.set("firmware_version", firmware_version)
             servos.append(servo)
-        return cls(servos, plant, faults=faults, adapter_latency_s=adapter_latency_ms / 1000.0, link=link)
+        return cls(
+            servos,
+            plant,
+            faults=faults,
+            adapter_latency_s=adapter_latency_ms / 1000.0,
+            pace_wire_time=pace_wire_time,
+            link=link,
+        )
 
     # ---- lifecycle ----------------------------------------------------------------------------------
     def start(self) -> VirtualServoBus:
@@ -380,7 +418,7 @@ class VirtualServoBus:
                 time.sleep(min(0.01, self._wait_s()))
                 return
             raise
-        speed = host_baud(master)
+        speed = host_baud(master, self._termios)
         self._parser.feed(data)
         while (item := self._parser.next()) is not None and not self._stop.is_set():
             self._handle(item, speed)
@@ -414,6 +452,15 @@ class VirtualServoBus:
         """The servos that hear bytes sent at ``speed`` (None: unknown, all of them), by id."""
         return {s.id: s for s in self.servos if speed is None or s.baud_bps == speed}
 
+    def _instruction_on_wire(self, item: proto.Packet, servos: dict[int, VirtualServo], now: float) -> float:
+        """When the instruction has crossed the wire (paced: after whatever was on it; else ``now``)."""
+        if not self.pace_wire_time or not servos:
+            return now
+        bps = next(iter(servos.values())).baud_bps
+        start = max(now, self._wire_free_at)
+        self._wire_free_at = done = start + proto.instruction_packet_size(len(item.params)) * 10.0 / bps
+        return done
+
     def _handle(self, item: proto.Packet | Rejected, speed: int | None) -> None:
         with self._lock:
             servos = self._listening(speed)
@@ -432,39 +479,44 @@ class VirtualServoBus:
             if not servos and self.servos:
                 self.stats["wrong_baud"] += 1
             now = self.clock()
-            for servo in servos.values():
-                if item.id in (servo.id, BROADCAST_ID):
+            if item.id == BROADCAST_ID:
+                for servo in servos.values():
                     servo.heard(now)
+            elif item.id in servos:
+                servos[item.id].heard(now)
+            arrived = self._instruction_on_wire(item, servos, now)
             try:
-                replies, after = self._dispatch(item, servos)
+                replies, after, fast_length = self._dispatch(item, servos)
             except proto.ProtocolError:
                 self.stats["malformed_received"] += 1
                 return
-            self._send(replies)
+            self._send(replies, arrived, fast_length)
             for action in after:
                 action()
 
     def _dispatch(
         self, packet: proto.Packet, servos: dict[int, VirtualServo]
-    ) -> tuple[list[Reply], list[Callable[[], None]]]:
+    ) -> tuple[list[Reply], list[Callable[[], None]], int | None]:
+        """The replies, what to do after sending them, and the data length per servo when the replies
+        go as one FAST SYNC READ packet (else None)."""
         instruction = packet.instruction
         replies: list[Reply] = []
         after: list[Callable[[], None]] = []
         if packet.id != BROADCAST_ID:
             servo = servos.get(packet.id)
             if servo is None:
-                return replies, after
+                return replies, after, None
             if instruction in BROADCAST_ONLY:
                 replies.append(Reply(servo, packet.id, servo.status_error(ResultCode.INSTRUCTION_ERROR), b""))
-                return replies, after
+                return replies, after, None
             if instruction == Instruction.REBOOT:
                 replies.append(Reply(servo, packet.id, servo.status_error(), b""))
                 after.append(servo.reboot)
-                return replies, after
+                return replies, after, None
             answer = servo.handle(packet, broadcast=False)
             if answer is not None:
                 replies.append(Reply(servo, packet.id, *answer))
-            return replies, after
+            return replies, after, None
 
         if instruction == Instruction.PING:
             for servo in sorted(servos.values(), key=lambda s: s.id):
@@ -474,6 +526,9 @@ class VirtualServoBus:
         elif instruction == Instruction.SYNC_READ:
             address, length, ids = proto.parse_sync_read_params(packet.params)
             replies += self._reads(servos, ((i, address, length) for i in ids))
+        elif instruction == Instruction.FAST_SYNC_READ:
+            address, length, ids = proto.parse_sync_read_params(packet.params)
+            return self._fast_reads(servos, ids, address, length), after, length
         elif instruction == Instruction.BULK_READ:
             replies += self._reads(servos, proto.parse_bulk_read_params(packet.params))
         elif instruction == Instruction.SYNC_WRITE:
@@ -490,7 +545,7 @@ class VirtualServoBus:
         else:
             for servo in servos.values():
                 servo.handle(packet, broadcast=True)
-        return replies, after
+        return replies, after, None
 
     @staticmethod
     def _reads(servos: dict[int, VirtualServo], requests: Iterable[tuple[int, int, int]]) -> list[Reply]:
@@ -503,22 +558,61 @@ class VirtualServoBus:
             out.append(Reply(servo, servo_id, servo.status_error(result), data))
         return out
 
-    def _send(self, replies: list[Reply]) -> None:
+    def _fast_reads(
+        self, servos: dict[int, VirtualServo], ids: Iterable[int], address: int, length: int
+    ) -> list[Reply]:
+        """Every named servo's part of a FAST SYNC READ, or none if one of them cannot answer."""
+        out = []
+        for servo_id in ids:
+            servo = servos.get(servo_id)
+            if servo is None or servo.status_return_level < 1 or not servo.has_fast_sync_read:
+                return []
+            result, data = servo.read_range(address, length)
+            out.append(
+                Reply(servo, servo_id, servo.status_error(result), data if result == ResultCode.OK else bytes(length))
+            )
+        return out
+
+    def _send(self, replies: list[Reply], arrived: float | None = None, fast_length: int | None = None) -> None:
+        """Send the replies to an instruction that was on the wire until ``arrived`` (default: now):
+        one status packet each, or one combined FAST SYNC READ packet."""
         if not replies:
             return
+        faults, rng, stats = self.faults, self._rng, self.stats
+        delay = faults.reply_latency_s
         out = bytearray()
-        delay = self.faults.reply_latency_s
-        for reply in replies:
-            delay += reply.servo.get("return_delay_time") * SECONDS_PER_RETURN_DELAY_UNIT
-            if self.faults.drop_rate and self._rng.random() < self.faults.drop_rate:
-                self.stats["replies_dropped"] += 1
-                continue
-            packet = proto.encode_status(reply.id, reply.error, reply.params)
-            if self.faults.corrupt_rate and self._rng.random() < self.faults.corrupt_rate:
-                packet = packet[:-1] + bytes((packet[-1] ^ self._rng.randint(1, 255),))
-                self.stats["replies_corrupted"] += 1
-            out += packet
-            self.stats["replies"] += 1
+        if fast_length is None:
+            for reply in replies:
+                delay += reply.servo.return_delay_s
+                if faults.drop_rate and rng.random() < faults.drop_rate:
+                    stats["replies_dropped"] += 1
+                    continue
+                packet = proto.encode_status(reply.id, reply.error, reply.params)
+                if faults.corrupt_rate and rng.random() < faults.corrupt_rate:
+                    packet = packet[:-1] + bytes((packet[-1] ^ rng.randint(1, 255),))
+                    stats["replies_corrupted"] += 1
+                out += packet
+                stats["replies"] += 1
+        else:
+            dropped, corrupt = False, []
+            for k, reply in enumerate(replies):
+                delay += reply.servo.return_delay_s
+                if faults.drop_rate and rng.random() < faults.drop_rate:
+                    dropped = True
+                elif faults.corrupt_rate and rng.random() < faults.corrupt_rate:
+                    corrupt.append(k)
+            if dropped:  # a part that never came breaks the whole packet
+                stats["replies_dropped"] += len(replies)
+            else:
+                out += fast_sync.encode_status(((r.id, r.error, r.params) for r in replies), corrupt)
+                stats["replies_corrupted"] += len(corrupt)
+                stats["replies"] += len(replies)
+        if self.pace_wire_time:
+            start = max(self._wire_free_at, (arrived or self.clock()) + delay)
+            self._wire_free_at = due = start + len(out) * 10.0 / replies[0].servo.baud_bps
+            delay = due - self.clock()
+        elif arrived is not None:
+            delay -= self.clock() - arrived
         if delay > 0:
             self._stop.wait(delay)
         if out:

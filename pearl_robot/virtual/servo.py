@@ -21,6 +21,11 @@ for every instruction the servo receives and ``check_watchdog`` on time.
 
 Indirect Address/Data items work: Indirect Data N reads and writes the byte at Indirect Address N.
 
+Firmware Version (6) starts as the model's (``ControlTable.firmware_version``) and survives a factory
+reset; PING reports it, and FAST SYNC READ is answered only from a firmware that has it
+(``ControlTable.has_fast_sync_read``): set it older (``servo.set("firmware_version", 44)``) to see a
+client fall back to SYNC READ.
+
 Position mapping, from the plant's joint angle q to what the servo reports::
 
     encoder = 2048 + hidden_direction * q / RAD_PER_TICK + hidden_offset_ticks
@@ -33,9 +38,11 @@ virtual servo holds no torque.
 
 from __future__ import annotations
 
+import operator
 import struct
 import time
 from collections.abc import Callable
+from typing import NamedTuple
 
 import numpy as np
 
@@ -47,6 +54,7 @@ from pearl_robot.dynamixel.control_table import (
     POSITION_MODES,
     RAD_PER_TICK,
     RAD_S_PER_VELOCITY_UNIT,
+    SECONDS_PER_RETURN_DELAY_UNIT,
     ControlTable,
     DriveMode,
     Field,
@@ -107,8 +115,12 @@ class VirtualServo:
         self._live_names = [f.name for f in live]
         self._live_struct = _block_struct(live)
         self._live_bounds = [self._codec[n][2:] for n in self._live_names]
+        order = [LIVE_VALUES.index("effort" if n == _effort_name(table) else n) for n in self._live_names]
+        self._live_order = operator.itemgetter(*order)
         indirect = [f for f in table.fields if f.name.startswith("indirect_data_")]
         self._indirect_spans = _spans(indirect)
+        self._gathers: dict[tuple, Callable[[bytearray], object]] = {}  # indirect reads: see _gather
+        self._read_plans: dict[tuple[int, int], _ReadPlan] = {}
         if "present_current" in table:
             self._effort_item = "present_current"
             self._effort_per_nm = table.stall_current_a / table.stall_torque_nm / AMPS_PER_CURRENT_UNIT
@@ -122,6 +134,9 @@ class VirtualServo:
             if f.name.startswith("indirect_data_"):
                 n = int(f.name.rsplit("_", 1)[1])
                 self._indirect_data[f.address] = table[f"indirect_address_{n}"].address
+        self._size = table.size
+        self._address = {name: table[name].address for name in HOT_ITEMS}  # read straight from memory
+        self._watchdog_s = table["bus_watchdog"].scale
         self._factory_defaults(keep_id=False, keep_baud=False)
         self.set("id", servo_id)
         self._power_on()
@@ -139,7 +154,7 @@ class VirtualServo:
 
     @property
     def id(self) -> int:
-        return self.memory[self.table["id"].address]
+        return self.memory[self._address["id"]]
 
     @property
     def torque_on(self) -> bool:
@@ -148,21 +163,35 @@ class VirtualServo:
     @property
     def baud_bps(self) -> int:
         """The speed this servo listens and answers at (Baud Rate, 8)."""
-        return BAUD_RATES[self.get("baud_rate")]
+        return BAUD_RATES[self.memory[self._address["baud_rate"]]]
+
+    @property
+    def status_return_level(self) -> int:
+        return self.memory[self._address["status_return_level"]]
+
+    @property
+    def return_delay_s(self) -> float:
+        return self.memory[self._address["return_delay_time"]] * SECONDS_PER_RETURN_DELAY_UNIT
+
+    @property
+    def has_fast_sync_read(self) -> bool:
+        """Does its firmware (Firmware Version, 6) answer FAST SYNC READ?"""
+        return self.table.has_fast_sync_read(self.memory[self._address["firmware_version"]])
 
     @property
     def alert(self) -> bool:
-        return self.get("hardware_error_status") != 0
+        return self.memory[self._address["hardware_error_status"]] != 0
 
     def status_error(self, result: int = ResultCode.OK) -> int:
         return (proto.ALERT_BIT if self.alert else 0) | int(result)
 
     def _factory_defaults(self, *, keep_id: bool, keep_baud: bool) -> None:
         saved_id, saved_baud = self.get("id"), self.get("baud_rate")
+        firmware = self.get("firmware_version") or self.table.firmware_version  # a reset keeps the firmware
         for f in self.table.fields:
             self.set(f.name, f.default)
         self.set("model_number", self.table.model_number)
-        self.set("firmware_version", self.table.firmware_version)
+        self.set("firmware_version", firmware)
         if keep_id:
             self.set("id", saved_id)
         if keep_baud:
@@ -193,43 +222,45 @@ class VirtualServo:
         return int(round(ticks)) + self.get("homing_offset")
 
     def _goal_rad(self, goal_ticks: int) -> float:
-        ticks = goal_ticks - self.get("homing_offset")
-        encoder = 4096 - ticks if self._reverse() else ticks
+        memory, at = self.memory, self._address
+        ticks = goal_ticks - _I32(memory, at["homing_offset"])[0]
+        encoder = 4096 - ticks if memory[at["drive_mode"]] & _REVERSE else ticks
         return (encoder - CENTER_TICKS - self.hidden_offset_ticks) * RAD_PER_TICK * self.hidden_direction
 
     def refresh(self) -> None:
         """Present values from the plant, as the servo's firmware samples them."""
         q, qd, tau = self.plant.joint_state(self.joint_index)
-        get = self.get
-        reverse = get("drive_mode") & _REVERSE
+        memory, at = self.memory, self._address
+        reverse = memory[at["drive_mode"]] & _REVERSE
         sign = -self.hidden_direction if reverse else self.hidden_direction
         velocity = int(round(sign * qd / RAD_S_PER_VELOCITY_UNIT))
         effort = sign * tau
         encoder = CENTER_TICKS + self.hidden_direction * q / RAD_PER_TICK + self.hidden_offset_ticks
         if self.sensor_noise_ticks:
             encoder += self._noise.normal(0.0, self.sensor_noise_ticks)
-        position = int(round(4096 - encoder if reverse else encoder)) + get("homing_offset")
-        moving = abs(velocity) > get("moving_threshold")
-        in_position = abs(get("goal_position") - position) <= 20
-        values = {
-            "present_position": position,
-            "present_velocity": velocity,
-            self._effort_item: int(round(effort * self._effort_per_nm)),
-            "present_pwm": int(round(effort * self._pwm_per_nm)),
-            "realtime_tick": int((self.clock() - self._t0) * 1000) % 32768,
-            "moving": int(moving),
-            "moving_status": (0x01 if in_position else 0) | (0x02 if moving else 0),
-            "velocity_trajectory": velocity if get("torque_enable") else 0,
-            "position_trajectory": get("position_trajectory"),
-            "present_input_voltage": self.input_voltage,
-            "present_temperature": self.temperature,
-            "backup_ready": 0,
-        }
-        packed = [
-            lo if v < lo else hi if v > hi else v
-            for v, (lo, hi) in zip((values[n] for n in self._live_names), self._live_bounds)
-        ]
-        self._live_struct.pack_into(self.memory, self._live_range[0], *packed)
+        position = int(round(4096 - encoder if reverse else encoder)) + _I32(memory, at["homing_offset"])[0]
+        moving = abs(velocity) > _U32(memory, at["moving_threshold"])[0]
+        in_position = abs(_I32(memory, at["goal_position"])[0] - position) <= 20
+        values = (  # in LIVE_VALUES order
+            int((self.clock() - self._t0) * 1000) % 32768,
+            int(moving),
+            (0x01 if in_position else 0) | (0x02 if moving else 0),
+            int(round(effort * self._pwm_per_nm)),
+            int(round(effort * self._effort_per_nm)),
+            velocity,
+            position,
+            velocity if memory[at["torque_enable"]] else 0,
+            _I32(memory, at["position_trajectory"])[0],
+            self.input_voltage,
+            self.temperature,
+            0,
+        )
+        packed = self._live_order(values)
+        try:
+            self._live_struct.pack_into(memory, self._live_range[0], *packed)
+        except struct.error:  # a value beyond what its bytes hold: saturated, as ``set`` does
+            packed = [lo if v < lo else hi if v > hi else v for v, (lo, hi) in zip(packed, self._live_bounds)]
+            self._live_struct.pack_into(memory, self._live_range[0], *packed)
 
     # ---- hardware errors ------------------------------------------------------------------------------
     def raise_hardware_error(self, bits: int) -> None:
@@ -250,10 +281,10 @@ class VirtualServo:
 
     def watchdog_deadline(self) -> float | None:
         """When the Bus Watchdog stops the servo unless an instruction comes first (None: not armed)."""
-        units = self.get("bus_watchdog")
-        if units <= 0 or not self.torque_on:
+        units = self.memory[self._address["bus_watchdog"]]  # signed: -1 (fired) reads 255
+        if not 0 < units < 128 or not self.memory[self._address["torque_enable"]]:
             return None
-        return self._heard_at + units * self.table["bus_watchdog"].scale
+        return self._heard_at + units * self._watchdog_s
 
     def check_watchdog(self, now: float) -> bool:
         """Stop the servo if the interval since the last instruction exceeded the watchdog; True if it did."""
@@ -270,21 +301,51 @@ class VirtualServo:
     # ---- reads and writes ---------------------------------------------------------------------------
     def read_range(self, address: int, length: int) -> tuple[int, bytes]:
         end = address + length
-        if length <= 0 or address < 0 or end > self.table.size:
+        if length <= 0 or address < 0 or end > self._size:
             return ResultCode.ACCESS_ERROR, b""
+        plan = self._read_plans.get((address, length)) or self._read_plan(address, length)
+        if plan.live:
+            self.refresh()
+        if plan.pointers is None:
+            return ResultCode.OK, bytes(self.memory[address:end])
+        return ResultCode.OK, self._gather(address, length, plan)
+
+    def _read_plan(self, address: int, length: int) -> _ReadPlan:
+        """What a read of [address, address + length) involves (kept per range): live values to refresh
+        first, and Indirect Data bytes (their Indirect Address items, and the spans those take)."""
+        end = address + length
         indirect = any(address < hi and lo < end for lo, hi in self._indirect_spans)
         live_lo, live_hi = self._live_range
-        if indirect or (address < live_hi and live_lo < end):
-            self.refresh()
-        if not indirect:
-            return ResultCode.OK, bytes(self.memory[address:end])
-        out = bytearray(self.memory[address:end])
-        for k in range(length):
-            target_item = self._indirect_data.get(address + k)
-            if target_item is not None:
-                target = proto.from_bytes(self.memory[target_item : target_item + 2])
-                out[k] = self.memory[target] if 0 <= target < self.table.size else 0
-        return ResultCode.OK, bytes(out)
+        live = indirect or (address < live_hi and live_lo < end)
+        pointers = [self._indirect_data.get(a) for a in range(address, end)] if indirect else None
+        spans = _spans_of(sorted(p for p in pointers if p is not None)) if indirect else []
+        plan = self._read_plans[(address, length)] = _ReadPlan(live, pointers, spans)
+        return plan
+
+    def _gather(self, address: int, length: int, plan: _ReadPlan) -> bytes:
+        """The bytes of the range with Indirect Data N read at Indirect Address N (0 where that points
+        past the table); the byte order is kept per range and per Indirect Address values."""
+        memory = self.memory
+        spans = plan.spans
+        if len(spans) == 1:
+            lo, hi = spans[0]
+            key = (address, length, bytes(memory[lo:hi]))
+        else:
+            key = (address, length, *(bytes(memory[lo:hi]) for lo, hi in spans))
+        gather = self._gathers.get(key)
+        if gather is None:
+            pointers = plan.pointers
+            targets = iter([memory[p] | memory[p + 1] << 8 for p in pointers if p is not None])
+            sources = [a if p is None else next(targets) for a, p in zip(range(address, address + length), pointers)]
+            if len(self._gathers) > 64:
+                self._gathers.clear()
+            if all(0 <= t < self._size for t in sources):
+                getter = operator.itemgetter(*sources)
+                gather = (lambda m: (getter(m),)) if length == 1 else getter
+            else:
+                gather = lambda m: [m[t] if 0 <= t < self._size else 0 for t in sources]  # noqa: E731
+            self._gathers[key] = gather
+        return bytes(gather(memory))
 
     def check_write(self, address: int, data: bytes) -> tuple[int, bytearray, dict[str, Field]]:
         """(result, memory after the write, items changed) without changing anything."""
@@ -333,8 +394,8 @@ class VirtualServo:
 
     def _check_limits(self, new: bytearray, values: dict[str, int]) -> int:
         def value(name: str) -> int:
-            f = self.table[name]
-            return proto.from_bytes(new[f.address : f.end], f.signed)
+            codec, address, _, _ = self._codec[name]
+            return codec.unpack_from(new, address)[0]
 
         if (
             "goal_position" in values
@@ -348,11 +409,49 @@ class VirtualServo:
         return ResultCode.OK
 
     def write_range(self, address: int, data: bytes) -> int:
+        item = self.table.field_at(address)
+        if (
+            item is not None
+            and item.address == address
+            and item.size == len(data)
+            and item.writable
+            and not item.eeprom
+            and address not in self._indirect_data
+        ):
+            return self._write_item(item, data)
         result, new, touched = self.check_write(address, data)
         if result != ResultCode.OK:
             return result
         self.memory[:] = new
         self._apply(touched)
+        return ResultCode.OK
+
+    def _write_item(self, item: Field, data: bytes) -> int:
+        """``write_range`` of exactly one whole writable RAM item (a goal each cycle): the checks of
+        ``check_write`` that can apply to it, in the same order, without copying the memory."""
+        value = int.from_bytes(data, "little", signed=item.signed)
+        name = item.name
+        memory = self.memory
+        if not item.in_range(value):
+            return ResultCode.DATA_RANGE_ERROR
+        fired = memory[self._address["bus_watchdog"]] == WATCHDOG_FIRED & 0xFF
+        if fired and (name in GOAL_VALUES or (name == "bus_watchdog" and value)):
+            return ResultCode.DATA_RANGE_ERROR  # goals read-only; only 0 clears the error
+        result = self._check_limits(memory, {name: value})
+        if result != ResultCode.OK:
+            return result
+        if name == "torque_enable" and value == 1 and self.shut_down:
+            return ResultCode.RESULT_FAIL
+        memory[item.address : item.end] = data
+        if name == "goal_position":  # what _apply does for it, the hot case
+            at = self._address
+            if not memory[at["torque_enable"]] and memory[at["drive_mode"]] & _TORQUE_ON_BY_GOAL_UPDATE:
+                self._apply({name: item})
+                return ResultCode.OK
+            self.plant.set_goal(self.joint_index, self._goal_rad(value))
+            memory[at["position_trajectory"] : at["position_trajectory"] + 4] = data
+            return ResultCode.OK
+        self._apply({name: item})
         return ResultCode.OK
 
     def _apply(self, touched: dict[str, Field]) -> None:
@@ -381,7 +480,7 @@ class VirtualServo:
         level = self.get("status_return_level")
         instruction = packet.instruction
         if instruction == Instruction.PING:
-            params = proto.to_bytes(self.table.model_number, 2) + bytes((self.table.firmware_version,))
+            params = proto.to_bytes(self.table.model_number, 2) + bytes((self.get("firmware_version"),))
             return self.status_error(), params
         if instruction == Instruction.READ:
             try:
@@ -440,6 +539,51 @@ class VirtualServo:
         self._power_on()
 
 
+class _ReadPlan(NamedTuple):
+    live: bool  # present values to refresh first
+    pointers: list[int | None] | None  # per byte, its Indirect Address item (None: a direct byte)
+    spans: list[tuple[int, int]]  # the memory those Indirect Address items take
+
+
+# items the hot paths read straight from memory (every X-series table has them, at the same size)
+HOT_ITEMS = (
+    "id",
+    "firmware_version",
+    "baud_rate",
+    "return_delay_time",
+    "drive_mode",
+    "homing_offset",
+    "moving_threshold",
+    "torque_enable",
+    "status_return_level",
+    "hardware_error_status",
+    "bus_watchdog",
+    "goal_position",
+    "position_trajectory",
+)
+_I32 = struct.Struct("<i").unpack_from
+_U32 = struct.Struct("<I").unpack_from
+
+LIVE_VALUES = (  # what ``refresh`` computes, in this order ("effort": present current or load)
+    "realtime_tick",
+    "moving",
+    "moving_status",
+    "present_pwm",
+    "effort",
+    "present_velocity",
+    "present_position",
+    "velocity_trajectory",
+    "position_trajectory",
+    "present_input_voltage",
+    "present_temperature",
+    "backup_ready",
+)
+
+
+def _effort_name(table: ControlTable) -> str:
+    return "present_current" if "present_current" in table else "present_load"
+
+
 def _block_struct(fields: list[Field]) -> struct.Struct:
     """Little-endian layout of ``fields`` in address order, pad bytes in any gap."""
     fmt, at = "<", fields[0].address
@@ -448,6 +592,17 @@ def _block_struct(fields: list[Field]) -> struct.Struct:
         fmt += "x" * (f.address - at) + (code if f.signed else code.upper())
         at = f.end
     return struct.Struct(fmt)
+
+
+def _spans_of(pointers: list[int]) -> list[tuple[int, int]]:
+    """Contiguous [start, end) spans of the 2-byte Indirect Address items at ``pointers`` (sorted)."""
+    spans: list[list[int]] = []
+    for p in pointers:
+        if spans and spans[-1][1] >= p:
+            spans[-1][1] = max(spans[-1][1], p + 2)
+        else:
+            spans.append([p, p + 2])
+    return [(a, b) for a, b in spans]
 
 
 def _spans(fields: list[Field]) -> list[tuple[int, int]]:
