@@ -3,8 +3,6 @@ parser's no-stuffing rule for it, and the bus client's use of it (retries of the
 
 import random
 
-import pytest
-
 from pearl_robot.dynamixel import fast_sync
 from pearl_robot.dynamixel import protocol as proto
 from pearl_robot.dynamixel.bus import DynamixelBus
