@@ -240,7 +240,7 @@ def skewed_clock(skew_s: float = 0.95, writes: int = 40, rate_hz: float = 20.0) 
                 raw.send(wire.encode_request(op, seq, time.monotonic() + skew, robot._sid, **fields))
                 reply = wire.decode_reply(raw.recv())
                 _, expired = _drive(robot, targets, writes, rate_hz)
-                result[name] = {"skewed_reply": reply.get("err", "ok"), "expired_after": expired}
+                result[name] = {"skewed_reply": reply.err or "ok", "expired_after": expired}
         finally:
             raw.close(linger=0)
             context.term()

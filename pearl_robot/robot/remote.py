@@ -30,6 +30,7 @@ import threading
 import time
 from typing import Any
 
+import msgspec
 import numpy as np
 import zmq
 from zmq.utils.monitor import recv_monitor_message
@@ -49,16 +50,26 @@ HANDSHAKE_FAILED = (
 )
 # write refusals that are not errors: the command was dropped, the arm holds
 DROPPED_WRITE = frozenset({wire.EXPIRED, wire.SUPERSEDED, wire.OUT_OF_ORDER})
+# the hello reply's keys kept in ``server_info``
+HELLO_INFO = (
+    "spec",
+    "life",
+    "last_error",
+    "heartbeat_timeout_s",
+    "watchdog_periods",
+    "max_command_age_s",
+    "can_teleport",
+)
 
 
 class _NoReply(Exception):
     pass
 
 
-def _answers(reply: dict[str, Any], seq: int | None) -> bool:
+def _answers(reply: wire.Reply, seq: int | None) -> bool:
     """Is this the reply to request ``seq``? A refusal without a seq answers the request in flight: the
     server could not read the seq, and dropping the refusal would turn it into a lost server."""
-    return reply.get("seq") == seq or (reply.get("seq") is None and not reply["ok"])
+    return reply.seq == seq or (reply.seq is None and not reply.ok)
 
 
 class RemoteRobot(Robot):
@@ -84,8 +95,9 @@ class RemoteRobot(Robot):
         self.server_timeout_s = float(server_timeout_s)
         self.command_ttl_s = float(command_ttl_s or spec.period_s)
         self.client_name = client_name or f"pid{os.getpid()}"
+        self._num_joints = spec.num_joints
         self.events: collections.Counter[str] = collections.Counter()
-        self._last_state: tuple[dict[str, Any], float] | None = None
+        self._last_state: tuple[wire.State, float] | None = None
         self.last_server_work_s: float | None = None  # the served robot's own time for the last write (+read)
         self.server_info: dict[str, Any] = {}
         self._curve = self._load_keys(server_key, client_key)
@@ -145,14 +157,17 @@ class RemoteRobot(Robot):
             apply_client_curve(sock, *self._curve)
         return sock
 
-    def _exchange(self, sock: zmq.Socket, op: str, fields: dict[str, Any], timeout_s: float) -> dict[str, Any]:
+    def _exchange(self, sock: zmq.Socket, op: str, fields: dict[str, Any], timeout_s: float) -> wire.Reply:
         """Send one request and wait for its reply; replies to earlier, abandoned requests are skipped.
 
         The socket's own send/receive timeouts bound the common case in one system call each; a
         timeout shorter than the socket's is enforced with a poll."""
         seq = next(self._seq)
         sent_at = time.monotonic()
-        frame = wire.encode_request(op, seq, sent_at, self._sid if op != "hello" else None, **fields)
+        if op == "write":  # the hot path: no keyword packing
+            frame = wire.encode_write(seq, sent_at, self._sid, fields["q"], fields["ttl"])
+        else:
+            frame = wire.encode_request(op, seq, sent_at, self._sid if op != "hello" else None, **fields)
         try:
             sock.send(frame)
         except zmq.Again:
@@ -177,9 +192,7 @@ class RemoteRobot(Robot):
             if time.monotonic() > deadline:
                 raise _NoReply(f"no reply from {self.endpoint} within {timeout_s * 1e3:.0f} ms")
 
-    def _call(
-        self, op: str, fields: dict[str, Any] | None = None, accept: frozenset[str] = frozenset()
-    ) -> dict[str, Any]:
+    def _call(self, op: str, fields: dict[str, Any] | None = None, accept: frozenset[str] = frozenset()) -> wire.Reply:
         """One request on the control socket, with session recovery and errors raised as exceptions."""
         fields = fields or {}
         if self._lost_reason is not None:
@@ -188,12 +201,12 @@ class RemoteRobot(Robot):
             if self._sid is None:  # an earlier attempt to renew the session failed: try again
                 self._renew_session(op, "no session")
             reply = self._exchange(self._control, op, fields, self.timeout_s)
-            if not reply["ok"] and reply.get("err") == wire.NO_SESSION:
-                self._renew_session(op, reply.get("msg", ""))
+            if not reply.ok and reply.err == wire.NO_SESSION:
+                self._renew_session(op, reply.msg or "")
                 reply = self._exchange(self._control, op, fields, self.timeout_s)
         except _NoReply as exc:
             raise RobotFault(self._server_lost(str(exc))) from None
-        if not reply["ok"] and reply.get("err") not in accept:
+        if not reply.ok and reply.err not in accept:
             raise self._refusal(op, reply)
         return reply
 
@@ -211,10 +224,10 @@ class RemoteRobot(Robot):
             self.fail(reason)
             raise RobotFault(reason)
 
-    def _refusal(self, op: str, reply: dict[str, Any]) -> Exception:
+    def _refusal(self, op: str, reply: wire.Reply) -> Exception:
         """The server's refusal as the exception the served robot would have raised, its reason in one line."""
-        code = reply.get("err")
-        text = (str(reply.get("msg") or "no reason given").splitlines() or [""])[0]
+        code = reply.err
+        text = ((reply.msg or "no reason given").splitlines() or [""])[0]
         if code == wire.LIFECYCLE:
             return LifecycleError(f"robot server: {text}")
         if code == wire.INVALID:
@@ -248,30 +261,30 @@ class RemoteRobot(Robot):
             )
         else:
             reply = self._first_hello(timeout_s, monitor)
-        if not reply["ok"]:
-            raise RobotFault(
-                f"robot server at {self.endpoint} refused this client ({reply.get('err')}): {reply.get('msg')}"
-            )
-        served = reply.get("spec") or {}
-        joints = list(served.get("joints") or [])
-        if joints != list(self.spec.joint_names) or served.get("rate_hz") != self.spec.control_rate_hz:
+        if not reply.ok:
+            raise RobotFault(f"robot server at {self.endpoint} refused this client ({reply.err}): {reply.msg}")
+        if reply.sid is None:
+            raise RobotFault(f"robot server at {self.endpoint} sent a bad reply: a hello reply without 'sid'")
+        served = reply.spec or wire.ServedSpec("", [], 0.0)
+        if served.joints != list(self.spec.joint_names) or served.rate_hz != self.spec.control_rate_hz:
             raise ConfigError(
                 self.spec.source,
                 "joints",
-                f"the robot server at {self.endpoint} drives {served.get('robot_id')!r} with joints {joints} at "
-                f"{served.get('rate_hz')} Hz; this hardware file describes {list(self.spec.joint_names)} at "
+                f"the robot server at {self.endpoint} drives {served.robot_id!r} with joints {served.joints} at "
+                f"{served.rate_hz:g} Hz; this hardware file describes {list(self.spec.joint_names)} at "
                 f"{self.spec.control_rate_hz} Hz",
             )
-        if reply.get("last_error"):
-            log.warning("robot server at %s: the arm had stopped after a fault: %s", self.endpoint, reply["last_error"])
-        self.server_info = {k: v for k, v in reply.items() if k not in ("sid", "v", "seq", "ok")}
-        self._can_teleport = bool(reply.get("can_teleport"))
-        heartbeat_timeout = float(reply.get("heartbeat_timeout_s") or 1.0)
+        if reply.last_error:
+            log.warning("robot server at %s: the arm had stopped after a fault: %s", self.endpoint, reply.last_error)
+        self.server_info = {name: getattr(reply, name) for name in HELLO_INFO}
+        self.server_info["spec"] = msgspec.structs.asdict(served)
+        self._can_teleport = bool(reply.can_teleport)
+        heartbeat_timeout = reply.heartbeat_timeout_s or 1.0
         self._heartbeat_interval_s = max(0.01, min(heartbeat_timeout, self.server_timeout_s) / 4)
-        self._sid = reply["sid"]
+        self._sid = reply.sid
         self._lost_reason = None
 
-    def _first_hello(self, timeout_s: float, monitor: zmq.Socket) -> dict[str, Any]:
+    def _first_hello(self, timeout_s: float, monitor: zmq.Socket) -> wire.Reply:
         """The first hello watches the handshake, so a refused key is reported at once and by name."""
         deadline = time.monotonic() + timeout_s
         poller = zmq.Poller()
@@ -340,13 +353,13 @@ class RemoteRobot(Robot):
                 continue
             self._lost_reason = None
             if (
-                not reply["ok"]
-                and reply.get("err") == wire.NO_SESSION
+                not reply.ok
+                and reply.err == wire.NO_SESSION
                 and sid == self._sid
                 and self._lifecycle is Lifecycle.ACTIVE
             ):
                 self._fail(
-                    f"the robot server at {self.endpoint} ended this client's session ({reply.get('msg')}) and "
+                    f"the robot server at {self.endpoint} ended this client's session ({reply.msg}) and "
                     "disabled the arm; call disable() then enable() to go on",
                     from_heartbeat=True,
                 )
@@ -412,25 +425,39 @@ class RemoteRobot(Robot):
         return super().write(targets)
 
     def _read(self) -> RobotState:
-        reply = self._call("read")
-        return wire.decode_state(reply["state"], self.spec.num_joints, time.monotonic())
+        return self._state(self._call("read").state, time.monotonic())
 
     def _write(self, targets: np.ndarray) -> np.ndarray:
         reply = self._call("write", {"q": wire.encode_array(targets), "ttl": self.command_ttl_s}, DROPPED_WRITE)
-        if not reply["ok"]:
-            self.events[f"command_{reply['err']}"] += 1
-            held = reply.get("held")
-            return wire.decode_array(held, self.spec.num_joints) if held is not None else targets.copy()
-        self._last_state = (reply["state"], time.monotonic())  # decoded when asked for
-        self.last_server_work_s = reply.get("dt")
-        return wire.decode_array(reply["sent"], self.spec.num_joints)
+        if not reply.ok:
+            self.events[f"command_{reply.err}"] += 1
+            return targets.copy() if reply.held is None else self._array(reply.held, "held")
+        if reply.state is None:
+            raise RobotFault(f"robot server at {self.endpoint} sent a bad reply: a write reply without 'state'")
+        self._last_state = (reply.state, time.monotonic())  # decoded when asked for
+        self.last_server_work_s = reply.dt
+        return self._array(reply.sent, "sent")
+
+    def _array(self, blob: bytes | None, name: str) -> np.ndarray:
+        try:
+            return wire.decode_array(blob, self._num_joints, name)
+        except wire.WireError as exc:
+            raise RobotFault(f"robot server at {self.endpoint} sent a bad reply: {exc}") from None
+
+    def _state(self, state: wire.State | None, received_at: float) -> RobotState:
+        try:
+            if state is None:
+                raise wire.WireError(wire.MALFORMED, "a reply without 'state'")
+            return wire.decode_state(state, self._num_joints, received_at)
+        except wire.WireError as exc:
+            raise RobotFault(f"robot server at {self.endpoint} sent a bad reply: {exc}") from None
 
     @property
     def last_state(self) -> RobotState | None:
         """The state the server measured right after the last executed write (no extra round trip)."""
         if self._last_state is None:
             return None
-        return wire.decode_state(*self._last_state[:1], self.spec.num_joints, self._last_state[1])
+        return self._state(*self._last_state)
 
     # ---- extras -------------------------------------------------------------------------------
     @property
@@ -453,7 +480,8 @@ class RemoteRobot(Robot):
         """The server's counters (refusals, holds, sessions) and recent watchdog holds."""
         with self._io_lock:
             reply = self._call("stats")
-        return {"events": reply.get("events", {}), "holds": reply.get("holds", []), "life": reply.get("life")}
+        holds = [list(hold) for hold in reply.holds or ()]
+        return {"events": reply.events or {}, "holds": holds, "life": reply.life}
 
     def __repr__(self) -> str:
         return f"<RemoteRobot {self.spec.robot_id} at {self.endpoint} {self._lifecycle.value}>"

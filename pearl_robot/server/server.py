@@ -55,6 +55,7 @@ MAX_BATCH = 256  # messages read per wake-up before they are served and the time
 READ_BUDGET_S = 0.001  # ... and at most this long spent reading them
 INBOX_BUDGET_S = 0.001  # time per wake-up spent answering peers that do not hold the session
 MAX_TIMER_WAIT_MS = 100
+MAX_TIMER_WAIT_S = MAX_TIMER_WAIT_MS / 1000
 WATCHDOG_SPIN_S = 0.003
 TRANSPORT_LIMIT_FACTOR = 2  # the transport drops peers sending frames over twice the message limit (8 KiB)
 PEER_HWM = 64  # messages ZeroMQ queues per peer on the way in (a client has one or two in flight)
@@ -122,7 +123,9 @@ class RobotServer:
                 f"{self.watchdog_periods} and {heartbeat_timeout_s}"
             )
         self.max_command_age_s = max_command_age_s or self.spec.period_s
+        self._watchdog_s = self.watchdog_periods * self.spec.period_s  # silence before a hold
         self.max_message_bytes = max_message_bytes
+        self._decode_request = wire.request_decoder(self.spec.num_joints)  # frames pass wire.check_frame first
         self.clock = clock
         self.endpoints: list[str] = []  # the resolved endpoints (ports chosen by the OS filled in)
         self.events: collections.Counter[str] = collections.Counter()
@@ -280,7 +283,7 @@ class RobotServer:
         """Serve until ``stop()``; the arm is left safe when it returns."""
         self.open()
         router, monitor = self._router, self._monitor
-        copy = self.curve is None  # under CURVE, frames carry the authenticated User-Id
+        curve = self.curve is not None  # under CURVE, frames carry the authenticated User-Id
         receive_timeout = -2
         try:
             while not self._stop.is_set():
@@ -291,11 +294,11 @@ class RobotServer:
                     router.setsockopt(zmq.RCVTIMEO, timeout)
                     receive_timeout = timeout
                 try:
-                    frames = router.recv_multipart(copy=copy)
+                    message = _receive(router, 0, curve)
                 except zmq.Again:
-                    frames = None
-                if frames is not None:
-                    self._serve_owner(router, self._read(router, frames, copy))
+                    message = None
+                if message is not None:
+                    self._serve_owner(router, self._read(router, message, curve))
                 if self._inbox:
                     self._serve_inbox(router)
                 now = self.clock()
@@ -310,12 +313,13 @@ class RobotServer:
         """How long the next receive may block. The last WATCHDOG_SPIN_S before a hold is due are spent
         polling instead of sleeping, so that the hold is not late by the scheduler's wake-up latency."""
         now = self.clock()
-        wait = MAX_TIMER_WAIT_MS / 1000
-        if not self._holding and self.robot.lifecycle is Lifecycle.ACTIVE:
-            until_hold = self._last_command + self.watchdog_periods * self.spec.period_s - now
+        wait = MAX_TIMER_WAIT_S
+        if not self._holding and self.robot.lifecycle is _ACTIVE:
+            until_hold = self._last_command + self._watchdog_s - now
             wait = min(wait, until_hold - WATCHDOG_SPIN_S if until_hold > WATCHDOG_SPIN_S else 0.0)
-        if self._owner is not None:
-            wait = min(wait, self._owner.last_seen + self.heartbeat_timeout_s - now)
+        owner = self._owner
+        if owner is not None:
+            wait = min(wait, owner.last_seen + self.heartbeat_timeout_s - now)
         return max(0, int(wait * 1000 + 0.999))
 
     def _check_timers(self, now: float) -> None:
@@ -323,14 +327,10 @@ class RobotServer:
         if owner is not None and now - owner.last_seen >= self.heartbeat_timeout_s:
             self.count("client_lost")
             self._end_session(owner, f"no heartbeat from client '{owner.client}' for {self.heartbeat_timeout_s:g} s")
-        if (
-            not self._holding
-            and self.robot.lifecycle is Lifecycle.ACTIVE
-            and now - self._last_command >= self.watchdog_periods * self.spec.period_s
-        ):
+        if not self._holding and now - self._last_command >= self._watchdog_s and self.robot.lifecycle is _ACTIVE:
             self._hold(now, "watchdog: no valid command")
 
-    def _read(self, router: zmq.Socket, first: list[Any], copy: bool) -> list[_Item]:
+    def _read(self, router: zmq.Socket, first: _Message, curve: bool) -> list[_Item]:
         """Read what else is queued (up to MAX_BATCH, for up to READ_BUDGET_S; ROUTER takes turns between
         peers). Returns the owner's messages; every other peer's go to its queue in the inbox, or are
         dropped unanswered while that peer is muted for flooding."""
@@ -338,28 +338,28 @@ class RobotServer:
         peers = owner.peers if owner is not None else ()
         inbox, clock = self._inbox, self.clock
         mine: list[_Item] = []
-        frames, read = first, 0
+        message, read = first, 0
         now = clock()
         deadline = now + READ_BUDGET_S
         while True:
-            peer = _bytes(frames[0])
+            peer = message[0][0]
             if peer in peers and peer not in inbox:  # a peer with older messages queued keeps its order
-                mine.append(self._split(frames, now))
+                mine.append(self._split(message, now))
             elif peer == self._wake_id:
                 pass
             elif inbox.muted(peer, now):
                 self.count("dropped_flood")
-            elif not inbox.put(peer, self._split(frames, now), now):
+            elif not inbox.put(peer, self._split(message, now), now):
                 self.count("dropped_flood")
                 if inbox.muted(peer, now):
                     self._refusal_log.warning(
                         "flood", "robot server: a peer sends faster than the server answers; muted for %g s", MUTE_S
                     )
             read += 1
-            if read >= MAX_BATCH or now > deadline or not router.getsockopt(_EVENTS) & _POLLIN:
+            if read >= MAX_BATCH or now > deadline or not router.get(_EVENTS) & _POLLIN:
                 return mine
             try:
-                frames = router.recv_multipart(zmq.NOBLOCK, copy=copy)
+                message = _receive(router, _NOBLOCK, curve)
             except zmq.Again:
                 return mine
             now = clock()
@@ -367,17 +367,15 @@ class RobotServer:
     def _serve_owner(self, router: zmq.Socket, items: list[_Item]) -> None:
         """Answer in order; only the newest write of a session in the batch runs."""
         if len(items) == 1:  # the common case: one request in flight
-            self._handle(router, items[0], _decode(items[0][2], self.spec.num_joints, self.max_message_bytes), False)
+            self._handle(router, items[0], _decode(self._decode_request, items[0][2]), False)
             return
-        requests = [_decode(item[2], self.spec.num_joints, self.max_message_bytes) for item in items]
+        requests = [_decode(self._decode_request, item[2]) for item in items]
         newest_write: dict[bytes, int] = {}
         for index, request in enumerate(requests):
-            if isinstance(request, wire.Request) and request.op == "write":
+            if type(request) is wire.Write:
                 newest_write[request.sid] = index
         for index, (item, request) in enumerate(zip(items, requests)):
-            superseded = (
-                isinstance(request, wire.Request) and request.op == "write" and newest_write[request.sid] != index
-            )
+            superseded = type(request) is wire.Write and newest_write[request.sid] != index
             self._handle(router, item, request, superseded)
 
     def _serve_inbox(self, router: zmq.Socket) -> None:
@@ -386,13 +384,14 @@ class RobotServer:
         deadline = self.clock() + INBOX_BUDGET_S
         while True:
             item = inbox.pop()
-            self._handle(router, item, _decode(item[2], self.spec.num_joints, self.max_message_bytes), False)
+            self._handle(router, item, _decode(self._decode_request, item[2]), False)
             if not inbox or self.clock() >= deadline:
                 return
 
-    def _split(self, frames: list[Any], received: float) -> _Item:
+    def _split(self, message: _Message, received: float) -> _Item:
         """-> (envelope, CURVE user id, payload or its refusal, answerable, receive time), checked without decoding."""
-        envelope = [_bytes(frames[0])]
+        frames, user = message
+        envelope = frames[:1]
         body = frames[1:]
         if not body:
             return envelope, None, wire.WireError(wire.MALFORMED, "no payload"), False, received
@@ -403,11 +402,6 @@ class RobotServer:
             refusal = wire.WireError(wire.MALFORMED, f"expected one frame, got {len(body)}")
             return envelope, None, refusal, True, received
         payload = body[0]
-        user = None
-        if not isinstance(payload, bytes):
-            with contextlib.suppress(zmq.ZMQError):
-                user = payload.get("User-Id")
-            payload = payload.bytes
         try:
             wire.check_frame(payload, self.max_message_bytes)
         except wire.WireError as exc:
@@ -418,7 +412,7 @@ class RobotServer:
         self, router: zmq.Socket, item: _Item, request: wire.Request | wire.WireError, superseded: bool
     ) -> None:
         envelope, user, _, answerable, received = item
-        self.count("messages")
+        self.events["messages"] += 1
         try:
             if isinstance(request, wire.WireError):
                 raise request
@@ -434,20 +428,22 @@ class RobotServer:
             log.exception("robot server: error while handling a request")
             reply = wire.encode_error(request.seq, wire.FAULT, _one_line(f"server error: {exc}"))
         if answerable:
-            try:
-                router.send_multipart([*envelope, reply], zmq.NOBLOCK)
+            try:  # frame by frame: send_multipart costs more than the sends (a ROUTER drops, never blocks)
+                for frame in envelope:
+                    router.send(frame, _SNDMORE_NOBLOCK)
+                router.send(reply, _NOBLOCK)
             except zmq.ZMQError:
                 self.count("reply_dropped")
 
     def _log_refusal(self, request: wire.Request | wire.WireError, peer: bytes, exc: wire.WireError) -> None:
         owner = self._owner
-        if isinstance(request, wire.Request) and request.op == "hello":
+        if isinstance(request, wire.Hello):
             who = f"client '{request.client or 'client'}'"
         elif owner is not None and peer in owner.peers:
             who = f"client '{owner.client}'"
         else:
             who = "a peer without the session"
-        what = request.op if isinstance(request, wire.Request) else "a message"
+        what = "a message" if isinstance(request, wire.WireError) else request.op
         text = exc.message + (f" ('{owner.client}')" if exc.code == wire.BUSY and owner is not None else "")
         self._refusal_log.warning(
             f"{exc.code} {who}", "robot server: refused %s from %s (%s): %s", what, who, exc.code, text
@@ -506,7 +502,7 @@ class RobotServer:
             return wire.encode_reply(seq, life=self.robot.lifecycle.value)
         raise wire.WireError(wire.BAD_OP, f"unknown op {op!r}", seq)  # pragma: no cover (OPS is closed)
 
-    def _hello(self, request: wire.Request, peer: bytes, user: str | None, received: float) -> bytes:
+    def _hello(self, request: wire.Hello, peer: bytes, user: str | None, received: float) -> bytes:
         owner = self._owner
         if owner is not None:
             if received - owner.last_seen < self.heartbeat_timeout_s:
@@ -566,7 +562,7 @@ class RobotServer:
             )
         session.delay.observe(delay, received)
 
-    def _write(self, session: Session, request: wire.Request, received: float, superseded: bool) -> bytes:
+    def _write(self, session: Session, request: wire.Write, received: float, superseded: bool) -> bytes:
         seq = request.seq
         if seq <= session.last_write_seq:
             raise wire.WireError(
@@ -678,19 +674,35 @@ def _one_line(text: str, limit: int = 300) -> str:
     return (text.strip().splitlines() or [""])[0][:limit]
 
 
-def _decode(payload: bytes | wire.WireError, num_joints: int, max_bytes: int) -> wire.Request | wire.WireError:
+def _decode(decode: Callable[[bytes], wire.Request], payload: bytes | wire.WireError) -> wire.Request | wire.WireError:
     if isinstance(payload, wire.WireError):
         return payload
     try:
-        return wire.decode_request(payload, num_joints, max_bytes)
+        return decode(payload)
     except wire.WireError as exc:
         return exc
 
 
-_EVENTS, _POLLIN = int(zmq.EVENTS), int(zmq.POLLIN)  # plain ints: enum flag arithmetic is slow on the hot path
+# plain ints: enum flag arithmetic is slow on the hot path
+_EVENTS, _POLLIN, _NOBLOCK = int(zmq.EVENTS), int(zmq.POLLIN), int(zmq.NOBLOCK)
+_ACTIVE = Lifecycle.ACTIVE
+_SNDMORE_NOBLOCK = int(zmq.SNDMORE | zmq.NOBLOCK)
+# one message received: (its frames, routing id first; the sender's CURVE User-Id)
+_Message = tuple[list[bytes], str | None]
 # one message read: (envelope, CURVE user id, payload or its refusal, answerable, server receive time)
 _Item = tuple[list[bytes], str | None, "bytes | wire.WireError", bool, float]
 
 
-def _bytes(frame: Any) -> bytes:
-    return frame if isinstance(frame, bytes) else frame.bytes
+def _receive(router: zmq.Socket, flags: int, curve: bool) -> _Message:
+    """One message, all its frames (recv_multipart's option look-ups cost more than the receives)."""
+    peer = router.recv(flags)  # a ROUTER's routing id frame, always followed by the message itself
+    frame = router.recv(0, copy=False)
+    user = None
+    if curve:
+        with contextlib.suppress(zmq.ZMQError):
+            user = frame.get("User-Id")
+    frames = [peer, frame.bytes]
+    while frame.more:
+        frame = router.recv(0, copy=False)
+        frames.append(frame.bytes)
+    return frames, user

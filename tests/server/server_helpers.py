@@ -34,7 +34,7 @@ def remote_of(robot: Robot) -> RemoteRobot:
     return remote
 
 
-def request(sock: zmq.Socket, op: str, seq: int, sid: bytes | None = None, **fields) -> dict:
+def request(sock: zmq.Socket, op: str, seq: int, sid: bytes | None = None, **fields) -> wire.Reply:
     """One hand-made request on a raw socket; returns the decoded reply."""
     sock.send(wire.encode_request(op, seq, time.monotonic(), sid, **fields))
     return wire.decode_reply(sock.recv())

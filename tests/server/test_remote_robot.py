@@ -152,15 +152,15 @@ def test_a_late_write_is_dropped_not_executed(start_server, connect, raw_socket,
     )
     sock.send(stale)
     reply = wire.decode_reply(sock.recv())
-    assert reply["err"] == wire.EXPIRED and "deadline" in reply["msg"]
-    np.testing.assert_array_equal(wire.decode_array(reply["held"], spec.num_joints), mock.position)
+    assert reply.err == wire.EXPIRED and "deadline" in reply.msg
+    np.testing.assert_array_equal(wire.decode_array(reply.held, spec.num_joints), mock.position)
     np.testing.assert_array_equal(mock.goal, goal_before)
     # a refused write does not move the sequence bar: the client's own next write runs
     robot.write(targets_near(spec, 0.01))
     np.testing.assert_allclose(mock.goal, targets_near(spec, 0.01))
     # a replay of an older command (fresh send time, old seq) is refused as out of order
     again = request(sock, "write", 1, robot._sid, q=wire.encode_array(spec.home_rad), ttl=0.05)
-    assert again["err"] == wire.OUT_OF_ORDER
+    assert again.err == wire.OUT_OF_ORDER
     np.testing.assert_allclose(mock.goal, targets_near(spec, 0.01))
     assert server.events["refused_expired"] == 1 and server.events["refused_out_of_order"] == 1
 
@@ -189,15 +189,15 @@ def test_only_the_newest_queued_write_runs(start_server, connect, raw_socket, sp
             time.sleep(pause_s)
         finally:
             server.robot._io_lock.release()
-        return sorted((wire.decode_reply(sock.recv()) for _ in range(4)), key=lambda r: r["seq"])
+        return sorted((wire.decode_reply(sock.recv()) for _ in range(4)), key=lambda r: r.seq)
 
     replies = burst(100, 0.02)
-    assert [r["ok"] for r in replies] == [True, False, False, True]
-    assert [r.get("err") for r in replies[1:3]] == [wire.SUPERSEDED, wire.SUPERSEDED]
+    assert [r.ok for r in replies] == [True, False, False, True]
+    assert [r.err for r in replies[1:3]] == [wire.SUPERSEDED, wire.SUPERSEDED]
     np.testing.assert_allclose(mock.goal, targets_near(spec, 0.04))
 
     replies = burst(200, 0.12)  # the newest is now older than its 50 ms deadline too
-    assert [r.get("err") for r in replies[1:]] == [wire.SUPERSEDED, wire.SUPERSEDED, wire.EXPIRED]
+    assert [r.err for r in replies[1:]] == [wire.SUPERSEDED, wire.SUPERSEDED, wire.EXPIRED]
     np.testing.assert_allclose(mock.goal, targets_near(spec, 0.01))
 
 
@@ -207,7 +207,7 @@ def test_send_times_from_the_future_are_refused(start_server, connect, raw_socke
     robot.enable()
     sock = raw_socket(server.endpoints[0])
     sock.send(wire.encode_request("ping", 5, time.monotonic() + 100.0, robot._sid))
-    assert wire.decode_reply(sock.recv())["err"] == wire.INVALID
+    assert wire.decode_reply(sock.recv()).err == wire.INVALID
     robot.write(spec.home_rad)  # the session's deadline estimate was not disturbed
     assert robot.events["command_expired"] == 0
 
@@ -234,3 +234,11 @@ def test_many_threads_share_one_client(start_server, connect, spec) -> None:
         thread.join(timeout=10)
     assert not errors
     assert remote_of(robot).events["stale_reply"] == 0
+
+
+def test_a_reply_the_client_cannot_accept_is_a_fault_naming_the_key(spec) -> None:
+    robot = RemoteRobot(spec, "tcp://127.0.0.1:1")  # never connected: only the reply checks run
+    with pytest.raises(RobotFault, match=r"bad reply: 'sent' must hold \d+ float64 values, got 8 bytes"):
+        robot._array(b"\x00" * 8, "sent")
+    with pytest.raises(RobotFault, match="bad reply: a reply without 'state'"):
+        robot._state(None, 0.0)

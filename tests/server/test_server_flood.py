@@ -55,14 +55,14 @@ def test_a_flooding_peer_is_muted_and_the_others_answered(start_server, connect,
     # the owner, and a peer asking politely, are answered meanwhile
     robot.write(targets_near(spec, 0.02))
     other = raw_socket(server.endpoints[0])
-    assert request(other, "hello", 1, client="second")["err"] == wire.BUSY
+    assert request(other, "hello", 1, client="second").err == wire.BUSY
     assert robot.events["command_expired"] == 0
     # a muted peer is dropped unanswered, then heard again once its mute ends
     wait_for(lambda: not server._inbox, timeout_s=5.0)
     time.sleep(1.1)
     while flooder.poll(100):  # the replies it never read
         flooder.recv()
-    assert request(flooder, "ping", 5, b"x" * 16)["err"] == wire.NO_SESSION
+    assert request(flooder, "ping", 5, b"x" * 16).err == wire.NO_SESSION
     assert server.running
 
 

@@ -57,7 +57,7 @@ def test_a_refusal_from_the_robot_carries_the_request_seq(start_server, connect,
     sock = raw_socket(server.endpoints[0])
     with caplog.at_level(logging.WARNING, logger=SERVER_LOG):
         reply = request(sock, "write", 77, robot._sid, q=wire.encode_array(spec.home_rad), ttl=0.05)
-    assert (reply["seq"], reply["err"]) == (77, wire.LIFECYCLE)
+    assert (reply.seq, reply.err) == (77, wire.LIFECYCLE)
     assert any("refused write from client" in m and "(lifecycle)" in m for m in caplog.messages)
     with pytest.raises(LifecycleError, match="refused unless ACTIVE"):  # RemoteRobot: the robot's own error type
         robot._call("write", {"q": wire.encode_array(spec.home_rad), "ttl": 0.05})
@@ -148,7 +148,7 @@ def test_teleport_outside_the_limits_is_refused_over_the_wire(start_server, conn
     before = mock.position.copy()
     sock = raw_socket(server.endpoints[0])
     reply = request(sock, "teleport", 9, robot._sid, q=wire.encode_array(np.full(spec.num_joints, 50.0)))
-    assert (reply["seq"], reply["err"]) == (9, wire.INVALID) and "outside its limits" in reply["msg"]
+    assert (reply.seq, reply.err) == (9, wire.INVALID) and "outside its limits" in reply.msg
     np.testing.assert_array_equal(mock.position, before)
     assert server.events["refused_invalid"] == 1
 
@@ -159,7 +159,7 @@ def test_a_busy_server_names_no_owner(start_server, connect, raw_socket, caplog)
     sock = raw_socket(server.endpoints[0])
     with caplog.at_level(logging.WARNING, logger=SERVER_LOG):
         reply = request(sock, "hello", 1, client="mallory")
-    assert reply["err"] == wire.BUSY and "alice" not in reply["msg"] and "in use" in reply["msg"]
+    assert reply.err == wire.BUSY and "alice" not in reply.msg and "in use" in reply.msg
     # the operator's log may say who holds the arm
     assert any("'mallory'" in m and "alice-lab-pc" in m for m in caplog.messages)
 

@@ -133,7 +133,7 @@ def test_a_session_cannot_be_used_from_another_key(start_server, connect, keys, 
     server_public = load_key(keys / "server.key", secret=False).public
     sock = raw_socket(server.endpoints[0], setup=lambda s: apply_client_curve(s, server_public, mallory))
     reply = request(sock, "disable", 1, alice.unwrapped()._sid)
-    assert reply["err"] == wire.UNAUTHORIZED
+    assert reply.err == wire.UNAUTHORIZED
     assert server.robot.lifecycle is Lifecycle.ACTIVE
 
 

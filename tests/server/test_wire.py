@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import msgpack
+import msgspec
 import numpy as np
 import pytest
 
@@ -48,7 +49,7 @@ def test_a_write_round_trips() -> None:
 @pytest.mark.parametrize("op", sorted(wire.OPS - {"write", "teleport", "hello"}))
 def test_plain_ops_need_only_the_header(op: str) -> None:
     request = wire.decode_request(wire.encode_request(op, 1, 0.0, SID), N)
-    assert request.op == op and request.q is None
+    assert request.op == op and request.sid == SID and "q" not in request.__struct_fields__
 
 
 def test_hello_needs_no_session() -> None:
@@ -136,15 +137,17 @@ def test_state_round_trips_onto_the_client_clock() -> None:
         100.0,
         (Fault("joint_error", "joint2", "injected"), Fault("stale_read")),
     )
-    encoded = wire.unpack(wire.encode_reply(3, state=wire.encode_state(state, now=100.02)))
-    decoded = wire.decode_state(encoded["state"], N, received_at=5.0)
+    encoded = wire.decode_reply(wire.encode_reply(3, state=wire.encode_state(state, now=100.02)))
+    decoded = wire.decode_state(encoded.state, N, received_at=5.0)
     np.testing.assert_array_equal(decoded.position, state.position)
     np.testing.assert_array_equal(decoded.velocity, state.velocity)
     assert decoded.effort is None
     assert math.isclose(decoded.timestamp, 5.0 - 0.02)
     assert decoded.faults == state.faults
     with_effort = RobotState(state.position, state.velocity, np.ones(N), 1.0)
-    again = wire.decode_state(wire.unpack(wire.pack(wire.encode_state(with_effort, 1.0))), N, 1.0)
+    again = wire.decode_state(
+        msgspec.msgpack.decode(wire.pack(wire.encode_state(with_effort, 1.0)), type=wire.State), N, 1.0
+    )
     np.testing.assert_array_equal(again.effort, np.ones(N))
 
 
@@ -154,4 +157,89 @@ def test_replies_from_another_version_are_refused_by_the_client() -> None:
     assert info.value.code == wire.VERSION
     with pytest.raises(wire.WireError):
         wire.decode_reply(b"\xc1")
-    assert wire.decode_reply(wire.encode_error(4, wire.EXPIRED, "late"))["err"] == wire.EXPIRED
+    assert wire.decode_reply(wire.encode_error(4, wire.EXPIRED, "late")).err == wire.EXPIRED
+
+
+@pytest.mark.parametrize(
+    "overrides, field",
+    [
+        ({"t": float("nan")}, "'t'"),
+        ({"t": "now"}, "'t'"),
+        ({"sid": b"short"}, "'sid'"),
+        ({"q": [0.0] * N}, "'q'"),
+        ({"ttl": 0}, "'ttl'"),
+        ({"ttl": None}, "'ttl'"),
+        ({"seq": -1}, "'seq'"),
+        ({"v": "1"}, "'v'"),
+    ],
+)
+def test_malformed_fields_are_named(overrides: dict, field: str) -> None:
+    error = refused(msgpack.packb(good_write(**overrides)))
+    assert error.code == wire.MALFORMED and field in error.message, error.message
+
+
+def test_missing_fields_are_named() -> None:
+    for key in ("sid", "q", "ttl", "t"):
+        error = refused(msgpack.packb({k: v for k, v in good_write().items() if k != key}))
+        assert error.code == wire.MALFORMED and f"'{key}'" in error.message and "missing" in error.message
+        assert error.seq == 7
+
+
+def test_invalid_targets_say_why() -> None:
+    assert "5 float64 values" in refused(msgpack.packb(good_write(q=b"\x00" * 8))).message
+    nan = wire.encode_array(np.array([0, 0, np.nan, 0, 0]))
+    assert refused(msgpack.packb(good_write(q=nan))).message == "joint targets must be finite"
+    huge = wire.encode_array(np.full(N, 1e308))  # finite, though their sum is not
+    np.testing.assert_array_equal(wire.decode_request(msgpack.packb(good_write(q=huge)), N).q, np.full(N, 1e308))
+
+
+def test_the_version_is_checked_before_the_fields() -> None:
+    """A future version may change any field: its requests are refused as `version`, not malformed."""
+    assert refused(msgpack.packb({"v": 2, "op": "warp", "seq": 3, "q": "anything"})).code == wire.VERSION
+
+
+def test_encoding_is_byte_for_byte_plain_msgpack() -> None:
+    """The wire format of protocol 1 is unchanged: msgpack-python (and any other msgpack) reads and writes it."""
+    q = wire.encode_array(np.linspace(-1, 1, N))
+    frame = wire.encode_request("write", 9, 12.5, SID, q=q, ttl=0.05)
+    message = {"v": 1, "op": "write", "seq": 9, "t": 12.5, "sid": SID, "q": q, "ttl": 0.05}
+    assert frame == msgpack.packb(message, use_bin_type=True)
+    state = RobotState(np.zeros(N), np.ones(N), None, 1.0, (Fault("stale_read"),))
+    reply = msgpack.unpackb(wire.encode_write_reply(9, np.zeros(N), state, 1.5, 1e-4))
+    assert list(reply) == ["v", "seq", "ok", "sent", "state", "dt"]
+    assert reply["state"] == {
+        "p": wire.encode_array(np.zeros(N)),
+        "dq": wire.encode_array(np.ones(N)),
+        "e": None,
+        "age": 0.5,
+        "f": [["stale_read", None, ""]],
+    }
+
+
+@pytest.mark.parametrize(
+    "reply, field",
+    [
+        ({"v": 1, "seq": 1, "ok": True, "sent": "not bytes"}, "'sent'"),
+        ({"v": 1, "seq": "1", "ok": True}, "'seq'"),
+        (
+            {"v": 1, "seq": 1, "ok": True, "state": {"p": b"", "dq": b"", "e": None, "age": float("nan"), "f": []}},
+            "age",
+        ),
+        ({"v": 1, "seq": 1, "ok": True, "state": {"p": b"", "dq": b""}}, "'state.e'"),
+        ({"v": 1, "seq": 1, "ok": "yes"}, "'ok'"),
+    ],
+)
+def test_bad_replies_are_refused_by_the_client_naming_the_field(reply: dict, field: str) -> None:
+    with pytest.raises(wire.WireError) as info:
+        wire.decode_reply(msgpack.packb(reply))
+    assert info.value.code == wire.MALFORMED and field in info.value.message, info.value.message
+
+
+def test_replies_arrays_must_have_the_joint_count() -> None:
+    with pytest.raises(wire.WireError, match="'sent' must hold 5 float64 values, got 48 bytes"):
+        wire.decode_array(b"\x00" * 48, N, "sent")
+
+
+def test_the_clients_write_encoder_is_encode_request() -> None:
+    q = wire.encode_array(np.linspace(-1, 1, N))
+    assert wire.encode_write(9, 12.5, SID, q, 0.05) == wire.encode_request("write", 9, 12.5, SID, q=q, ttl=0.05)
