@@ -321,7 +321,7 @@ class ArmDynamicsFamily(_ArmFamily):
             raise ConfigError(
                 "<task family>", f"{self.name}.reward_mode", f"distance or tolerance, got {reward_mode!r}"
             )
-        bound, margin = _check_range("tolerance_m", tolerance_m)
+        bound, margin = _check_range(f"{self.name}.tolerance_m", tolerance_m)
         if margin <= 0:
             raise ConfigError("<task family>", f"{self.name}.tolerance_m", "the margin must be > 0")
         self.env_options = {
@@ -346,11 +346,11 @@ class ArmDynamicsFamily(_ArmFamily):
         else:
             self.center = self._calibrated_dynamics or ArmDynamics()
         self.ranges = {
-            "gain": _check_range("gain_range", gain_range, positive=True),
-            "damping": _check_range("damping_range", damping_range, positive=True),
-            "frictionloss": _check_range("frictionloss_range", frictionloss_range, positive=True),
-            "payload": _check_range("payload_range_kg", payload_range_kg),
-            "latency": _check_range("latency_range_s", latency_range_s),
+            "gain": _check_range(f"{self.name}.gain_range", gain_range, positive=True),
+            "damping": _check_range(f"{self.name}.damping_range", damping_range, positive=True),
+            "frictionloss": _check_range(f"{self.name}.frictionloss_range", frictionloss_range, positive=True),
+            "payload": _check_range(f"{self.name}.payload_range_kg", payload_range_kg),
+            "latency": _check_range(f"{self.name}.latency_range_s", latency_range_s),
         }
         self.per_joint = bool(per_joint)
         self.overshoot_cost = float(overshoot_cost)
@@ -456,11 +456,13 @@ class ArmFleetFamily(ArmDynamicsFamily):
         self.remote_share = float(remote_share)
         self.ranges.update(
             {
-                "remote_latency": _check_range("remote_latency_s", remote_latency_s),
-                "remote_gain": _check_range("remote_gain", remote_gain, positive=True),
-                "loaded_gain": _check_range("loaded_gain", loaded_gain, positive=True),
-                "loaded_payload": _check_range("loaded_payload_kg", loaded_payload_kg),
-                "loaded_current_limit": _check_range("loaded_current_limit", loaded_current_limit, positive=True),
+                "remote_latency": _check_range(f"{self.name}.remote_latency_s", remote_latency_s),
+                "remote_gain": _check_range(f"{self.name}.remote_gain", remote_gain, positive=True),
+                "loaded_gain": _check_range(f"{self.name}.loaded_gain", loaded_gain, positive=True),
+                "loaded_payload": _check_range(f"{self.name}.loaded_payload_kg", loaded_payload_kg),
+                "loaded_current_limit": _check_range(
+                    f"{self.name}.loaded_current_limit", loaded_current_limit, positive=True
+                ),
             }
         )
 
@@ -513,13 +515,14 @@ def dynamics_features(dynamics: ArmDynamics) -> np.ndarray:
     )
 
 
-def _check_range(name: str, value: Any, positive: bool = False) -> tuple[float, float]:
+def _check_range(field: str, value: Any, positive: bool = False) -> tuple[float, float]:
+    """``value`` as (low, high), or a ConfigError naming ``field`` (``family.parameter``)."""
     try:
         lo, hi = (float(v) for v in value)
     except (TypeError, ValueError):
-        raise ConfigError("<task family>", f"arm-dynamics.{name}", f"expected [low, high], got {value!r}") from None
+        raise ConfigError("<task family>", field, f"expected [low, high], got {value!r}") from None
     bad_low = lo <= 0 if positive else lo < 0
     if not (math.isfinite(lo) and math.isfinite(hi) and lo <= hi) or bad_low:
         bound = "0 < low <= high" if positive else "0 <= low <= high"
-        raise ConfigError("<task family>", f"arm-dynamics.{name}", f"expected {bound}, got {value!r}")
+        raise ConfigError("<task family>", field, f"expected {bound}, got {value!r}")
     return lo, hi

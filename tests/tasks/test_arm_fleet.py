@@ -107,3 +107,12 @@ def test_oracle_observes_the_task_parameters():
 def test_bad_family_params_are_one_line_errors(params):
     with pytest.raises(ConfigError):
         make_family("arm-fleet", **params)
+
+
+def test_a_bad_range_names_the_family_it_belongs_to():
+    with pytest.raises(ConfigError, match=r"arm-fleet\.loaded_gain"):
+        make_family("arm-fleet", loaded_gain=[2, 1])
+    with pytest.raises(ConfigError, match=r"arm-fleet\.damping_range"):
+        make_family("arm-fleet", damping_range=[0, 1])
+    with pytest.raises(ConfigError, match=r"arm-dynamics\.gain_range"):
+        make_family("arm-dynamics", gain_range=[2, 1])
