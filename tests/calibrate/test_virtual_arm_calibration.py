@@ -168,7 +168,13 @@ def test_sysid_cli_on_perturbed_virtual_arm(make_bus, run_cli, spec, hardware_fi
         # out from the noise and the well-excited gains come close. On a starved CPU the arm's own timing
         # jitter swamps them, and only the trajectory criterion is meaningful.
         assert before > 2 * floor and before > 3 * after
-        assert np.abs(fitted_gain / hidden_gain - 1).max() < 0.25
+        # joints 2-4 carry gravity, which fixes each gain's scale; joint 1 does not, so only the ratios of its
+        # parameters are identifiable (README, bench sim2real): its gain relative to its damping
+        assert np.abs(fitted_gain[1:] / hidden_gain[1:] - 1).max() < 0.25
+        fitted_damping = np.asarray(calibration.dynamics.damping_scale)[arm]
+        hidden_damping = np.asarray(HIDDEN_DYNAMICS.damping_scale)[arm]
+        ratio = (fitted_gain[0] / fitted_damping[0]) / (hidden_gain[0] / hidden_damping[0])
+        assert abs(ratio - 1) < 0.25, f"joint 1 gain/damping {ratio:.3f} of the hidden one"
 
     # meta-training can now be centred on the identified arm
     family = make_family("arm-dynamics", calibration=path, hardware=hardware_file)
