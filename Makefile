@@ -10,7 +10,7 @@ $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	# torch first, pinned to the CPU wheel: a bare `torch` would pull a multi-GB CUDA build.
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e '.[dev,distributed,export]'
+	$(BIN)/pip install --quiet -e '.[dev,distributed,export,viz]'
 	touch $(STAMP)
 
 demo: $(STAMP)
