@@ -16,14 +16,15 @@ def backend(request) -> str:
 
 @pytest.fixture
 def start_virtual_bus():
-    """``start_virtual_bus(spec, **from_spec options)``: a started virtual servo bus on a pty, stopped at
-    teardown (every test that starts one leaves no pty or thread behind)."""
-    from pearl_robot.virtual import VirtualServoBus
+    """``start_virtual_bus(spec, **from_spec options)``: a started virtual servo bus on a pty (Dynamixel or
+    Feetech, by the spec's bus protocol), stopped at teardown (every test that starts one leaves no pty or
+    thread behind)."""
+    from pearl_robot.virtual import virtual_bus_from_spec
 
     started = []
 
     def start(spec, **options):
-        bus = VirtualServoBus.from_spec(spec, **options).start()
+        bus = virtual_bus_from_spec(spec, **options).start()
         started.append(bus)
         return bus
 

@@ -1,7 +1,8 @@
 """Export a session to HDF5 in the Minari layout (the Gymnasium project's offline-RL format, which
 robomimic-style HDF5 readers also open with h5py): one group per episode with ``observations`` (T+1 rows),
 ``actions``, ``rewards``, ``terminations``, ``truncations`` and ``infos/`` (timestamps, requested and
-sent targets, joint state, z). HDF5 because it needs only h5py (already a dependency), keeps every
+sent targets, joint state, z, ``intervention``: the steps an operator drove; their count in
+``attrs["interventions"]``). HDF5 because it needs only h5py (already a dependency), keeps every
 episode's arrays typed and sliceable, and is what D4RL, Minari and robomimic users already load.
 
 A partial episode (cut short by a stop, a fault or a crash) is truncated at its last step like every
@@ -79,6 +80,8 @@ def _fill(h5: h5py.File, data: SessionData) -> None:
         group.attrs["return"] = float(ends.get(episode, {}).get("episode_return", np.nan))
         group.attrs["aborted"] = bool(ends.get(episode, {}).get("aborted", episode not in ends))
         group.attrs["partial"] = episode in partial
+        interventions = np.array([bool(s.get("intervention", False)) for s in steps])
+        group.attrs["interventions"] = int(interventions.sum())
         obs = [s["obs"] for s in steps] + [steps[-1]["next_obs"]]
         group["observations"] = _stack(obs, np.float32)
         group["actions"] = _stack([s["requested_action"] for s in steps], np.float32)
@@ -94,6 +97,7 @@ def _fill(h5: h5py.File, data: SessionData) -> None:
         infos["position"] = _stack([s["position"] for s in steps])
         infos["velocity"] = _stack([s["velocity"] for s in steps])
         infos["sparse_reward"] = _stack([s.get("sparse_reward", np.nan) for s in steps])
+        infos["intervention"] = interventions
         if start.get("z") is not None:
             infos["z"] = np.asarray(start["z"], dtype=np.float32)
             infos["posterior_mean"] = np.asarray(start["posterior_mean"], dtype=np.float32)

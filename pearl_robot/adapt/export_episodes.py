@@ -4,7 +4,8 @@ session it came from and whether it ran to its end. Shared by the Minari and LeR
 An episode is *partial* when its log has no ``episode_end`` (the process died and the session was never
 resumed) or its end record says it was cut short (``store.is_partial``: an operator or safety stop, a
 fault, an interruption recovered on resume). Partial episodes are exported, marked as such, never as complete ones.
-Episodes with no steps (a start that was refused) hold no data and are left out.
+Episodes with no steps (a start that was refused) hold no data and are left out. Steps an operator drove
+(teleop take-over) are marked ``intervention``; a log older than that field has none.
 """
 
 from __future__ import annotations
@@ -68,6 +69,11 @@ class Episode:
     @property
     def rewards(self) -> np.ndarray:
         return np.asarray([s["reward"] for s in self.steps], dtype=np.float64)
+
+    @property
+    def interventions(self) -> np.ndarray:
+        """(T,) bool: the steps an operator drove (their actions are the operator's, as executed)."""
+        return np.asarray([bool(s.get("intervention", False)) for s in self.steps], dtype=bool)
 
     def column(self, key: str, width: int) -> np.ndarray:
         """(T, width) float64 of a per-step vector field; NaN where a step holds none (a dry run's targets)."""
@@ -158,6 +164,7 @@ def episode_metadata(episode: Episode) -> dict[str, Any]:
         "end_reason": episode.end_reason,
         "z_source": str(episode.start.get("z_source", "")),
         "episode_return": float(end.get("episode_return", episode.rewards.sum())),
+        "intervention_steps": int(episode.interventions.sum()),
     }
 
 

@@ -11,10 +11,12 @@ No videos (the arm records no camera). Features, named after the arm's joints: `
 (arm joint positions, rad), ``observation.velocity`` (rad/s), ``observation.environment_state`` (the
 policy's RobotEnv observation, one name per value), ``action`` (the joint targets sent, rad, every joint),
 ``policy_action`` (the policy's output: target increments in units of the env's action scale),
-``next.reward``, ``next.done`` (the episode's last frame), ``z``, ``posterior_mean``, ``posterior_std``, and
+``next.reward``, ``next.done`` (the episode's last frame), ``z``, ``posterior_mean``, ``posterior_std``,
+``complementary_info.is_intervention`` (1.0 on the frames an operator drove, LeRobot's HIL-SERL name), and
 LeRobot's ``timestamp``, ``frame_index``, ``episode_index``, ``index``, ``task_index``. The episodes table
 adds ``session``, ``session_episode``, ``partial`` (cut short: not a complete episode), ``end_reason``,
-``z_source`` and ``episode_return``. Written to a temporary folder beside OUT, then renamed into place.
+``z_source``, ``episode_return`` and ``intervention_steps``. Written to a temporary folder beside OUT, then
+renamed into place.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ CODEBASE_VERSION = "v3.0"
 DATA_PATH = "data/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet"
 EPISODES_PATH = "meta/episodes/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet"
 STATS = ("min", "max", "mean", "std", "count")
+INTERVENTION = "complementary_info.is_intervention"
 
 
 def export_lerobot(sources: Sources, out: str | os.PathLike[str]) -> Path:
@@ -85,6 +88,7 @@ def features(sources: Sources) -> dict[str, dict[str, Any]]:
         "z": vector(latent, "latent"),
         "posterior_mean": vector(latent, "latent"),
         "posterior_std": vector(latent, "latent"),
+        INTERVENTION: scalar("float32"),
         "timestamp": scalar("float32", "s"),
         "frame_index": scalar("int64"),
         "episode_index": scalar("int64"),
@@ -125,6 +129,7 @@ def _frames(sources: Sources, fps: int, task_of: dict[str, int]) -> dict[str, np
             "next.reward": episode.rewards.astype(np.float32),
             "next.done": done,
             **{k: np.repeat(v[None], steps, axis=0) for k, v in episode.latents(sources.latent_size).items()},
+            INTERVENTION: episode.interventions.astype(np.float32),
             "timestamp": (np.arange(steps) / fps).astype(np.float32),
             "frame_index": np.arange(steps, dtype=np.int64),
             "episode_index": np.full(steps, index, dtype=np.int64),

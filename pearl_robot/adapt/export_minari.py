@@ -7,9 +7,10 @@ Per episode: ``observations`` (T+1), ``actions`` (the policy's actions as record
 episode ends without a terminal state, at its horizon or cut short). ``infos`` follow Minari's layout of
 T+1 rows, row 0 for the reset and row t+1 for step t: ``z``, ``posterior_mean`` and ``posterior_std`` (the
 episode's latent and the posterior it was drawn from, on every row), and the step's measured
-``timestamp``, ``sent_target``, ``position``, ``velocity``, ``effort`` (NaN on row 0). Episode metadata
-(``dataset.storage.get_episode_metadata``): ``session``, ``session_episode``, ``partial``, ``end_reason``,
-``z_source``, ``episode_return``; a partial episode is one cut short, never a complete one.
+``timestamp``, ``sent_target``, ``position``, ``velocity``, ``effort`` (NaN on row 0) and ``intervention``
+(the step was an operator's; false on row 0). Episode metadata (``dataset.storage.get_episode_metadata``):
+``session``, ``session_episode``, ``partial``, ``end_reason``, ``z_source``, ``episode_return``,
+``intervention_steps``; a partial episode is one cut short, never a complete one.
 """
 
 from __future__ import annotations
@@ -102,6 +103,7 @@ def _buffer(minari: Any, index: int, episode: Episode, latent_size: int) -> Any:
     infos["timestamp"] = np.concatenate([[np.nan], [s["timestamp"] for s in episode.steps]])
     for key in ("sent_target", "position", "velocity", "effort"):
         infos[key] = np.concatenate([np.full((1, width), np.nan), episode.column(key, width)])
+    infos["intervention"] = np.concatenate([[False], episode.interventions])
     return minari.data_collector.EpisodeBuffer(
         id=index,
         observations=episode.observations,

@@ -1,5 +1,6 @@
 """The per-episode table and the return-per-episode plot of an adaptation session. A partial episode (cut
-short by a stop, a fault or a crash) is marked in both and never joined to the curve of full episodes."""
+short by a stop, a fault or a crash) is marked in both and never joined to the curve of full episodes.
+The table's ``teleop`` column counts the steps an operator drove (take-over)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from pearl_robot.io import atomic_path
 
 HEADER = (
     f"{'ep':>3} {'z from':>9} {'return':>9} {'steps':>5} {'|mu|':>6} {'sigma':>6} "
-    f"{'p99 ms':>7} {'missed':>6}  safety events"
+    f"{'p99 ms':>7} {'missed':>6} {'teleop':>6}  safety events"
 )
 
 
@@ -21,7 +22,8 @@ def format_row(s: EpisodeSummary) -> str:
         events += f"  [{'partial, ' if s.partial else ''}stopped: {s.reason}]"
     return (
         f"{s.episode:>3} {s.z_source:>9} {s.episode_return:>9.3f} {s.steps:>5} {s.posterior_mean_norm:>6.3f} "
-        f"{s.posterior_std_mean:>6.3f} {s.period_error_p99_ms:>7.3f} {s.missed_deadlines:>6}  {events}"
+        f"{s.posterior_std_mean:>6.3f} {s.period_error_p99_ms:>7.3f} {s.missed_deadlines:>6} "
+        f"{s.interventions:>6}  {events}"
     )
 
 

@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -30,6 +30,10 @@ from pearl_robot.control.realtime import realtime_episode
 from pearl_robot.envs.robot_env import RobotEnv
 from pearl_robot.errors import PearlRobotError, RobotFault
 from pearl_robot.robot.base import Lifecycle
+from pearl_robot.viz.sink import NullTelemetry, Telemetry
+
+if TYPE_CHECKING:
+    from pearl_robot.teleop.takeover import TakeoverRobot
 
 
 class AdaptivePolicy(Protocol):
@@ -57,6 +61,7 @@ class SessionConfig:
     dry_run: bool = False
     same_start: bool = False  # every episode from the same seeded reset (same goal): a clean adaptation curve
     robot_options: dict[str, Any] = field(default_factory=dict)  # recorded in every episode_start
+    context_includes_interventions: bool = False  # the operator's (teleop) steps are posterior context too
 
 
 @dataclass
@@ -73,6 +78,7 @@ class EpisodeSummary:
     aborted: bool = False
     reason: str = ""
     partial: bool = False  # cut short: not comparable with full episodes
+    interventions: int = 0  # steps the operator drove (teleop take-over)
     extra: dict = field(default_factory=dict)
 
 
@@ -88,12 +94,17 @@ class AdaptationSession:
         store: SessionStore,
         config: SessionConfig,
         report: Callable[[EpisodeSummary], None] | None = None,
+        teleop: TakeoverRobot | None = None,
+        telemetry: Telemetry | None = None,
     ) -> None:
+        """``teleop``: the TakeoverRobot between ``env`` and its SafeRobot, when a person may take over."""
         self.env = env
+        self.teleop = teleop
         self.policy = policy
         self.store = store
         self.config = config
         self.report = report or (lambda summary: None)
+        self.telemetry = telemetry or NullTelemetry()  # --viz: live telemetry
         self.rng = np.random.default_rng(config.seed)
         self._stop = threading.Event()
         self._stop_reason = ""
@@ -111,6 +122,8 @@ class AdaptationSession:
         return self.store.folder / "STOP"
 
     def _stop_requested(self) -> bool:
+        if not self._stop.is_set() and self.teleop is not None and self.teleop.stop_reason:
+            self.request_stop(self.teleop.stop_reason)
         if not self._stop.is_set() and self.stop_file.exists():
             self.request_stop("STOP file")
         return self._stop.is_set()
@@ -125,6 +138,8 @@ class AdaptationSession:
         """Rebuild the context from the records on disk; returns the next episode index. An episode cut
         short by a crash keeps its steps (they are context too) and is closed as interrupted."""
         for step in data.steps():
+            if step.get("intervention") and not self.config.context_includes_interventions:
+                continue
             self.context.append(
                 self.policy.context_row(
                     np.asarray(step["obs"]), np.asarray(step["requested_action"]), step["context_reward"],
@@ -154,6 +169,8 @@ class AdaptationSession:
     def run(self, start_episode: int = 0) -> list[EpisodeSummary]:
         try:
             for episode in range(start_episode, self.config.episodes):
+                if self.teleop is not None:
+                    self.teleop.before_episode(episode, episode == start_episode, self._stop_requested)
                 if self._stop_requested():
                     raise SessionAborted(f"{self._stop_reason}: stopped before episode {episode}")
                 summary = self._run_episode(episode)
@@ -184,7 +201,7 @@ class AdaptationSession:
         )
         events_before = dict(getattr(self.env.robot, "events", {}))
         env = self.env
-        total, steps, aborted, reason = 0.0, 0, False, ""
+        total, steps, aborted, reason, interventions = 0.0, 0, False, "", 0
         truncated = False
         try:
             obs, _ = env.reset(seed=self.config.seed + (0 if self.config.same_start else episode))
@@ -193,15 +210,23 @@ class AdaptationSession:
                     env.loop.stats = LoopStats()  # per-episode timing
                     env.loop.start()
                 while not truncated:
+                    if self.teleop is not None:
+                        self.teleop.poll()
                     if self._stop_requested():
                         aborted, reason = True, self._stop_reason
                         break
-                    action = self.policy.act(obs, z, deterministic=self.config.deterministic_actions)
+                    action = policy_action = self.policy.act(obs, z, deterministic=self.config.deterministic_actions)
+                    before = env.commanded_target if self.teleop is not None else None
                     next_obs, reward, _, truncated, info = env.step(action)
+                    intervention = self.teleop is not None and self.teleop.intervened
+                    if intervention:  # the operator's step, as the action that commands what was sent
+                        action = _executed_action(env, before, info.get("sent_target"), action)
                     state = env.last_state
                     context_reward = self.policy.context_reward(reward, info)
                     if steps == 0:
+                        start["goal"] = getattr(env.task, "goal", None)
                         self.store.append("episode_start", **start)
+                        self.telemetry.on_episode_start(start)
                     self.store.append(
                         "step",
                         episode=episode,
@@ -218,8 +243,13 @@ class AdaptationSession:
                         sparse_reward=info.get("sparse_reward"),
                         next_obs=next_obs,
                         faults=info.get("faults", []),
+                        intervention=intervention,
+                        **({"policy_action": policy_action} if intervention else {}),
                     )
-                    self.context.append(self.policy.context_row(obs, action, context_reward, next_obs))
+                    self.telemetry.on_env_step(env, episode, steps, reward, info, intervention)
+                    if not intervention or self.config.context_includes_interventions:
+                        self.context.append(self.policy.context_row(obs, action, context_reward, next_obs))
+                    interventions += intervention
                     total += reward
                     steps += 1
                     obs = next_obs
@@ -250,17 +280,29 @@ class AdaptationSession:
             aborted=aborted,
             reason=reason,
             partial=not truncated,
+            interventions=interventions,
         )
         self.store.append("episode_end", sync=True, **{k: v for k, v in summary.__dict__.items() if k != "extra"})
+        self.telemetry.on_episode_end(summary.__dict__)
         return summary
 
     def _make_safe(self) -> None:
         """Hold where the arm is, then torque off; never raises (the robot may already be gone)."""
         robot = self.env.robot
         try:
+            if self.teleop is not None:
+                self.teleop.release()  # the safe stop is the session's, not the operator's
             if robot.lifecycle is Lifecycle.ACTIVE and not self.config.dry_run:
                 robot.write(robot.read().position)
             if robot.lifecycle in (Lifecycle.ACTIVE, Lifecycle.ERROR):
                 robot.disable()
         except Exception:  # noqa: BLE001 - the backend has already made itself safe on its own faults
             pass
+
+
+def _executed_action(env: RobotEnv, before: np.ndarray, sent: np.ndarray | None, proposed: np.ndarray) -> np.ndarray:
+    """An operator's step in the policy's action space; the policy's proposal where none expresses it."""
+    from pearl_robot.teleop.takeover import executed_action
+
+    executed = executed_action(env, before, sent)
+    return proposed if executed is None else executed

@@ -11,7 +11,9 @@ fresh start.
 
 Records (``kind``): ``episode_start`` (z, its source, the posterior it came from, the robot options),
 ``step`` (measured timestamp, observation, requested action, sent target, robot state, reward, next
-observation, faults), ``episode_end`` (return, safety events, loop timing, whether it was aborted and
+observation, faults, ``intervention``: an operator drove it, and then ``requested_action`` is the action that
+commands what was sent and ``policy_action`` the policy's proposal; older logs have no ``intervention``:
+read it as false), ``episode_end`` (return, safety events, loop timing, whether it was aborted and
 whether it is ``partial``: cut short, so its return is not comparable with full episodes').
 """
 

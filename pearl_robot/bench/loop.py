@@ -7,11 +7,18 @@ above, the loop (both floored at 0.05 ms, below which neither matters at 20 Hz).
 adaptation episode does: SCHED_FIFO where permitted, the garbage collector frozen and memory locked
 where permitted (``realtime_episode``). The default run takes about a minute (``--seconds``);
 ``--long`` is 10,000 control cycles per phase.
+
+``--viz MODE`` (e.g. ``save:loop.rrd``) adds a third block to each turn: the same loop with live telemetry
+(``Telemetry.on_step`` after each write, inside the period, as in an adaptation session), so
+``period_error_p99_ms_telemetry`` stands beside ``period_error_p99_ms`` from the same run, with the cost of
+the telemetry call itself (``telemetry_call_p99_ms``).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import time
 from collections.abc import Callable
 
 import numpy as np
@@ -28,6 +35,7 @@ from pearl_robot.control.realtime import (
 )
 from pearl_robot.robot.registry import open_robot
 from pearl_robot.robot.spec import load_spec
+from pearl_robot.viz.sink import Telemetry, add_viz_arguments, open_telemetry, parse_viz, require_viz
 
 LONG_CYCLES = 10_000
 BLOCK_S = 2.0  # the loop and the idle loop take turns in blocks this long
@@ -50,6 +58,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-hog", action="store_true", help="skip the phase with a CPU hog on the other core")
     parser.add_argument("--no-rt", action="store_true", help="do not ask for SCHED_FIFO real-time priority")
     add_cpu_argument(parser)
+    add_viz_arguments(parser)
 
 
 def _policy_mlp(in_dim: int, out_dim: int, hidden: int = 300, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -67,10 +76,15 @@ def _forward(layers: list[tuple[np.ndarray, np.ndarray]], x: np.ndarray) -> np.n
 
 
 def run_phase(
-    cycles: int, hardware: str | None, rt: bool, on_block: Callable[[float, str], None] | None = None
+    cycles: int,
+    hardware: str | None,
+    rt: bool,
+    on_block: Callable[[float, str], None] | None = None,
+    telemetry: Telemetry | None = None,
 ) -> dict[str, object]:
     """``cycles`` control cycles and as many idle ones, in alternating blocks; ``on_block(seconds, what)``
-    after each block (between measurements: a progress line costs neither of them)."""
+    after each block (between measurements: a progress line costs neither of them). With ``telemetry``,
+    as many cycles again of the loop with telemetry, in a third block of each turn."""
     on_block = on_block or (lambda seconds, what: None)
     robot = open_robot("sim", hardware)
     with robot, realtime_priority(rt) as granted:
@@ -78,24 +92,36 @@ def run_phase(
         spec = robot.spec
         arm = spec.arm_joint_indices
         layers = _policy_mlp(2 * len(arm) + 6 + 5, len(arm))
-        loop, idle = RateLoop(spec.period_s), RateLoop(spec.period_s)
+        loop, idle, viz_loop = RateLoop(spec.period_s), RateLoop(spec.period_s), RateLoop(spec.period_s)
         target = robot.read().position.copy()
         z = np.zeros(5)
         goal = np.zeros(6)
         block = max(1, round(BLOCK_S / spec.period_s))
+        calls_s: list[float] = []
+
+        def run_block(n: int, rate: RateLoop, sink: Telemetry | None) -> None:
+            rate.start()
+            for i in range(n):
+                state = robot.read()
+                obs = np.concatenate([state.position[arm], state.velocity[arm], goal, z])
+                action = _forward(layers, obs)
+                target[arm] = np.clip(target[arm] + 0.01 * action, spec.position_min[arm], spec.position_max[arm])
+                target[arm] = spec.home_rad[arm] + 0.2 * np.tanh(target[arm] - spec.home_rad[arm])
+                sent = robot.write(target)
+                if sink is not None:
+                    started = time.perf_counter()
+                    sink.on_step(0, i, state.position, sent, -float(np.linalg.norm(action)), period_error_ms=0.0)
+                    calls_s.append(time.perf_counter() - started)
+                rate.wait()
+
         with realtime_episode() as episode:
             for done in range(0, cycles, block):
                 n = min(block, cycles - done)
-                loop.start()
-                for _ in range(n):
-                    state = robot.read()
-                    obs = np.concatenate([state.position[arm], state.velocity[arm], goal, z])
-                    action = _forward(layers, obs)
-                    target[arm] = np.clip(target[arm] + 0.01 * action, spec.position_min[arm], spec.position_max[arm])
-                    target[arm] = spec.home_rad[arm] + 0.2 * np.tanh(target[arm] - spec.home_rad[arm])
-                    robot.write(target)
-                    loop.wait()
+                run_block(n, loop, None)
                 on_block(n * spec.period_s, "loop")
+                if telemetry is not None:
+                    run_block(n, viz_loop, telemetry)
+                    on_block(n * spec.period_s, "loop with telemetry")
                 idle.start()
                 for _ in range(n):
                     idle.wait()
@@ -114,6 +140,17 @@ def run_phase(
     )
     if episode.memory_lock_note:
         figures["memory_lock_note"] = episode.memory_lock_note
+    if telemetry is not None:
+        with_viz = viz_loop.stats.summary()
+        calls_ms = np.asarray(calls_s) * 1e3
+        figures.update(
+            telemetry_cycles=with_viz["cycles"],
+            period_error_p99_ms_telemetry=with_viz["period_error_p99_ms"],
+            period_error_max_ms_telemetry=with_viz["period_error_max_ms"],
+            missed_deadlines_telemetry=with_viz["missed_deadlines"],
+            telemetry_call_p50_ms=float(np.percentile(calls_ms, 50)),
+            telemetry_call_p99_ms=float(np.percentile(calls_ms, 99)),
+        )
     return figures
 
 
@@ -131,19 +168,23 @@ def run(args: argparse.Namespace) -> dict[str, object]:
     phases = ["quiet"] + ([] if args.no_hog else ["hog"])
     period_s = load_spec(args.hardware).period_s
     cycles = cycles_per_phase(args, period_s, len(phases))
-    progress = Progress("bench loop", total_s=2 * cycles * period_s * len(phases))
+    viz = parse_viz(args.viz, args.viz_memory)
+    require_viz(viz)
+    blocks = 2 if viz is None else 3
+    progress = Progress("bench loop", total_s=blocks * cycles * period_s * len(phases))
     result: dict[str, object] = {"benchmark": "loop", "rate_hz": 20, "machine": machine()}
     result.update(cycles_per_phase=cycles, cpu_affinity=affinity)
-    for phase in phases:
+    if viz is not None:
+        result["telemetry"] = args.viz
+    with open_telemetry(viz, load_spec(args.hardware), name="bench loop") as telemetry:
+        sink = telemetry if viz is not None else None
+        for phase in phases:
 
-        def on_block(seconds: float, what: str, phase: str = phase) -> None:
-            progress.advance(seconds, f"{phase}, {what}")
+            def on_block(seconds: float, what: str, phase: str = phase) -> None:
+                progress.advance(seconds, f"{phase}, {what}")
 
-        if phase == "hog":
-            with cpu_hog():
-                result[phase] = run_phase(cycles, args.hardware, not args.no_rt, on_block)
-        else:
-            result[phase] = run_phase(cycles, args.hardware, not args.no_rt, on_block)
+            with cpu_hog() if phase == "hog" else contextlib.nullcontext():
+                result[phase] = run_phase(cycles, args.hardware, not args.no_rt, on_block, sink)
     progress.close()
     measured = [result[p] for p in phases]
     result["ratio"] = max(p["period_error_max_vs_host_noise"] for p in measured)

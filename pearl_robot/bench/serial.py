@@ -1,6 +1,7 @@
 """Serial control cycle over a pty: SerialRobot read + write vs a raw pty exchange of the same bytes.
 
-Parts:
+On a Feetech arm (``--hardware so101``) the transaction of ``FeetechRobot`` against its raw baseline
+(``serial_feetech``); on a Dynamixel arm, parts:
 
 1. Transaction: one control cycle of the real ``SerialRobot`` (``read()`` = the state read of every
    joint, a FAST SYNC READ where the servos have it, ``write()`` = SYNC WRITE of goal positions)
@@ -35,9 +36,11 @@ Parts:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import select
 import time
+from collections.abc import Callable, Iterator
 
 import numpy as np
 
@@ -61,7 +64,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--episode-cycles", type=int, default=200, help="episode cycles (default %(default)s)")
     parser.add_argument("--corrupt-rate", type=float, default=0.01, help="status packets corrupted in the episode")
     parser.add_argument("--rate-hz", type=float, default=None, help="episode rate (default: the arm's control rate)")
-    parser.add_argument("--hardware", default=None, help="hardware YAML (default: the shipped arm)")
+    parser.add_argument(
+        "--hardware",
+        default=None,
+        help="hardware YAML (default: the shipped arm); its bus.protocol picks the scenarios: a Feetech arm "
+        "(so101) runs the transaction against its own raw baseline only",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--adapter-latency-ms", type=float, default=16.0, help="late_replies: adapter latency (default %(default)s)"
@@ -104,6 +112,49 @@ def _pause(seconds: float) -> None:
         time.sleep(seconds)
 
 
+def alternate(
+    cycle: Callable[[], object], raw: Callable[[], object], cycles: int, block: int, gap_s: float
+) -> tuple[list[float], list[float]]:
+    """``cycles`` timed runs of ``cycle`` and of ``raw`` (seconds each), in alternating blocks of
+    ``block`` so that both share the machine's conditions, after 50 untimed runs of each."""
+    clock = time.perf_counter
+    for _ in range(50):  # warm both paths up
+        cycle()
+        raw()
+    timed: tuple[list[float], list[float]] = ([], [])
+    while len(timed[0]) < cycles:
+        for action, samples in ((cycle, timed[0]), (raw, timed[1])):
+            for _ in range(min(block, cycles - len(samples))):
+                t0 = clock()
+                action()
+                samples.append(clock() - t0)
+                _pause(gap_s)
+    return timed
+
+
+@contextlib.contextmanager
+def raw_exchange(path: str, baudrate: int, tx_read: bytes, tx_write: bytes, rx: int) -> Iterator[Callable[[], None]]:
+    """A raw cycle on the echo device at ``path``: write ``tx_read``, take ``rx`` bytes, write ``tx_write``."""
+    import serial
+
+    port = serial.Serial(path, baudrate, timeout=0)
+    try:
+        fd = port.fileno()
+        yield lambda: _raw_cycle(fd, tx_read, tx_write, rx)
+    finally:
+        port.close()
+
+
+def robot_cycle(robot, hold: np.ndarray) -> Callable[[], None]:
+    """One control cycle of ``robot``: read the state, write ``hold``."""
+
+    def cycle() -> None:
+        robot.read()
+        robot.write(hold)
+
+    return cycle
+
+
 def measure_transaction(
     spec,
     hardware: str | None,
@@ -113,8 +164,6 @@ def measure_transaction(
     *,
     fast_sync_read: bool = True,
 ) -> dict[str, object]:
-    import serial
-
     from pearl_robot.robot.serial_robot import SerialRobot
 
     n = spec.num_joints
@@ -133,30 +182,11 @@ def measure_transaction(
             )
             replies = [reply_bytes(robot, parts) for parts in state_blocks(robot)]
             rx = len(replies[0])
-            transaction: list[float] = []
-            raw: list[float] = []
-            with echo_device(tx_read, [bytes(rx)]) as echo:
-                raw_port = serial.Serial(echo.path, spec.bus.baudrate, timeout=0)
-                try:
-                    fd = raw_port.fileno()
-                    for _ in range(50):  # warm both paths up
-                        robot.read()
-                        robot.write(hold)
-                        _raw_cycle(fd, tx_read, tx_write, rx)
-                    while len(transaction) < cycles:
-                        for _ in range(min(block, cycles - len(transaction))):
-                            t0 = clock()
-                            robot.read()
-                            robot.write(hold)
-                            transaction.append(clock() - t0)
-                            _pause(gap_s)
-                        for _ in range(min(block, cycles - len(raw))):
-                            t0 = clock()
-                            _raw_cycle(fd, tx_read, tx_write, rx)
-                            raw.append(clock() - t0)
-                            _pause(gap_s)
-                finally:
-                    raw_port.close()
+            with (
+                echo_device(tx_read, [bytes(rx)]) as echo,
+                raw_exchange(echo.path, spec.bus.baudrate, tx_read, tx_write, rx) as exchange,
+            ):
+                transaction, raw = alternate(robot_cycle(robot, hold), exchange, cycles, block, gap_s)
             stats = robot.stats_dict()
             # the same robot, its port moved to a process that answers at once with valid status packets
             # (each with a Realtime Tick 1 s later than the last: SerialRobot checks that a reply was
@@ -335,9 +365,16 @@ def late_replies(spec, cycles: int, adapter_latency_ms: float, rate_hz: float | 
 
 
 def run(args: argparse.Namespace) -> dict[str, object]:
+    """The scenarios for the bus of ``--hardware``'s YAML (Feetech: ``serial_feetech``)."""
+    from pearl_robot.bench import serial_feetech
     from pearl_robot.robot.spec import load_spec
 
     spec = load_spec(args.hardware)
+    runs = {"dynamixel": run_dynamixel, "feetech": serial_feetech.run}
+    return runs[spec.bus.protocol](args, spec)
+
+
+def run_dynamixel(args: argparse.Namespace, spec) -> dict[str, object]:
     result: dict[str, object] = {"benchmark": "serial", "machine": machine()}
     result.update(measure_transaction(spec, args.hardware, args.cycles, args.block, args.gap_ms / 1e3))
     result["sync_read"] = measure_transaction(

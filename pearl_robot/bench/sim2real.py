@@ -150,13 +150,13 @@ def run(args: argparse.Namespace) -> dict[str, object]:
     from pearl_robot.cli.virtual_bus import held_out_dynamics
     from pearl_robot.pearl.config import load_config
     from pearl_robot.robot.spec import load_spec
-    from pearl_robot.virtual import VirtualOperator, VirtualServoBus
+    from pearl_robot.virtual import VirtualOperator, virtual_bus_from_spec
 
     spec = load_spec(args.hardware)
     truth = held_out_dynamics(load_config("arm-dynamics-small"), args.task, hardware=args.hardware)
     result: dict[str, object] = {"benchmark": "sim2real", "machine": machine(), "task": args.task}
     result["true_dynamics"] = truth.to_dict()
-    bus = VirtualServoBus.from_spec(
+    bus = virtual_bus_from_spec(
         spec,
         dynamics=truth,
         initial_position_rad=np.zeros(spec.num_joints),

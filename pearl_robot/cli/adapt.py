@@ -21,6 +21,8 @@ from pearl_robot.control.loop import RateLoop
 from pearl_robot.control.realtime import add_cpu_argument, pin_cpus
 from pearl_robot.errors import PearlRobotError
 from pearl_robot.robot.registry import open_robot
+from pearl_robot.teleop.options import add_teleop_arguments, check_context_option, open_teleop, takeover_for
+from pearl_robot.viz.sink import add_viz_arguments, open_telemetry, parse_viz, require_viz
 
 if TYPE_CHECKING:
     from pearl_robot.adapt.session import AdaptationSession
@@ -59,6 +61,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--dry-run", action="store_true", help="compute actions but never enable or move the arm")
     parser.add_argument("--fast", action="store_true", help="simulated robots: run as fast as possible")
     add_cpu_argument(parser)
+    add_viz_arguments(parser)
+    add_teleop_arguments(parser)
     parser.set_defaults(func=run_adapt, robot=None)
 
 
@@ -72,6 +76,8 @@ def run_adapt(args: argparse.Namespace) -> int:
 
     if (args.out is None) == (args.resume is None):
         raise PearlRobotError("give either --out SESSION (a new session) or --resume SESSION")
+    viz = parse_viz(args.viz, args.viz_memory)
+    require_viz(viz)
     if args.cpu is not None:
         print(f"control thread pinned to CPU {pin_cpus(args.cpu)}")
     store = SessionStore(args.resume or args.out)
@@ -85,7 +91,7 @@ def run_adapt(args: argparse.Namespace) -> int:
         checkpoint = Path(meta["checkpoint"])
         _honour_robot_options(args, _stored_robot_options(resumed))
         args.episodes = args.episodes or meta["episodes"]
-        for key in ("task", "seed", "dry_run", "prior_episodes", "same_goal"):
+        for key in ("task", "seed", "dry_run", "prior_episodes", "same_goal", "context_includes_interventions"):
             setattr(args, key, meta.get(key))
     else:
         args.robot = args.robot or "sim"
@@ -93,6 +99,7 @@ def run_adapt(args: argparse.Namespace) -> int:
         if args.checkpoint is None:
             raise PearlRobotError("--checkpoint RUN is required for a new session")
         checkpoint = args.checkpoint
+    teleop = open_teleop(args)  # --teleop: a missing terminal or gamepad is said before anything slow
     cfg, policy = load_run(checkpoint)
     prior_episodes = args.prior_episodes
 
@@ -100,8 +107,10 @@ def run_adapt(args: argparse.Namespace) -> int:
     if not hasattr(family, "goal_pool") and not cfg.family.startswith("arm-"):
         raise PearlRobotError(f"{checkpoint} was trained on '{cfg.family}'; adapting on a robot needs an arm family")
     robot = open_robot(args.robot, args.hardware, calibration=args.calibration)
+    takeover = takeover_for(args, robot, teleop)  # --teleop: the env drives the arm through it
     loop = RateLoop(robot.spec.period_s, realtime=robot.realtime or not args.fast)
-    env = family.make_env(seed=args.seed, robot=robot, loop=loop, dry_run=args.dry_run)
+    env = family.make_env(seed=args.seed, robot=takeover or robot, loop=loop, dry_run=args.dry_run)
+    check_context_option(args, env)
     check_matches(policy, env.observation_space.shape[0], env.action_space.shape[0], f"robot '{args.robot}'")
     if args.task is not None:
         _, test_tasks = family.split(cfg.seed)
@@ -112,9 +121,13 @@ def run_adapt(args: argparse.Namespace) -> int:
     options = {key: getattr(args, key) for key in ROBOT_OPTIONS}
     config = SessionConfig(
         args.episodes, prior_episodes, seed=args.seed, dry_run=args.dry_run, same_start=args.same_goal,
-        robot_options=options,
+        robot_options=options, context_includes_interventions=bool(args.context_includes_interventions),
     )  # fmt: skip
-    session = AdaptationSession(env, policy, store, config, report=lambda s: print(format_row(s), flush=True))
+    telemetry = open_telemetry(viz, robot.spec, str(store.folder), len(resumed.steps()) if resumed else 0)
+    session = AdaptationSession(
+        env, policy, store, config, report=lambda s: print(format_row(s), flush=True), telemetry=telemetry,
+        teleop=takeover,
+    )  # fmt: skip
     start, steps_before = 0, 0
     if resumed is not None:
         start, steps_before = session.restore(resumed), len(resumed.steps())
@@ -126,6 +139,7 @@ def run_adapt(args: argparse.Namespace) -> int:
                 meta = {"checkpoint": str(Path(checkpoint).resolve()), "family": cfg.family, **options}
                 meta.update(task=args.task, seed=args.seed, episodes=args.episodes, prior_episodes=prior_episodes)
                 meta.update(dry_run=args.dry_run, same_goal=args.same_goal, robot_id=robot.spec.robot_id)
+                meta.update(context_includes_interventions=bool(args.context_includes_interventions))
                 store.create({**meta, "joint_names": list(robot.spec.joint_names)})
             print(
                 f"adapting {checkpoint} on '{args.robot}' ({robot.spec.robot_id}): {args.episodes} episodes, "
@@ -137,6 +151,9 @@ def run_adapt(args: argparse.Namespace) -> int:
         aborted = exc
     finally:
         store.close()
+        telemetry.close()
+        if takeover is not None:
+            takeover.source.close()  # a terminal back in its own mode
     if isinstance(aborted, SessionStoreError):  # the log cannot take more: report it, write nothing else
         raise aborted
     data = store.load() if store.exists() else None

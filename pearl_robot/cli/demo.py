@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import shutil
 import subprocess
@@ -31,8 +32,18 @@ from pearl_robot.envs import RobotEnv
 from pearl_robot.errors import PearlRobotError
 from pearl_robot.robot.registry import open_robot
 from pearl_robot.tasks.reach import ReachTask, sample_reachable_goals
+from pearl_robot.viz.sink import add_viz_arguments, open_telemetry, parse_viz, require_viz
 
 DEMO_CONFIG = "arm-fleet-small"
+
+
+def demo_config(robot_id: str) -> str:
+    """The shipped config for this arm: ``<robot_id>-fleet-small`` when there is one (so101-fleet-small), else
+    arm-fleet-small (trained on the given hardware through ``family_params.hardware``)."""
+    from pearl_robot.pearl.config import shipped_configs
+
+    own = f"{robot_id}-fleet-small"
+    return own if own in shipped_configs() else DEMO_CONFIG
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -58,10 +69,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--goals", type=int, default=3, help="--scripted: number of reach goals")
     parser.add_argument("--steps", type=int, default=60, help="--scripted: control steps per goal")
     parser.add_argument("--fast", action="store_true", help="--scripted: as fast as possible, not real time")
+    add_viz_arguments(parser)
     parser.set_defaults(func=run_demo)
 
 
 def run_demo(args: argparse.Namespace) -> int:
+    require_viz(parse_viz(args.viz, args.viz_memory))  # before minutes of training, not after
     return run_scripted_reach(args) if args.scripted else run_sim_to_real(args)
 
 
@@ -70,14 +83,19 @@ def _step(text: str) -> None:
     print(f"\n== {text}", flush=True)
 
 
-def reusable_run(run: Path) -> bool:
-    """A trained demo run whose policy fits this version's observations (an older run is trained again)."""
+def reusable_run(run: Path, robot_id: str | None = None) -> bool:
+    """A trained demo run whose policy fits this version's observations (an older run is trained again), and
+    that was trained on the arm ``robot_id`` when given."""
     from pearl_robot.adapt.policy import CheckpointMismatch, check_matches, family_for, load_run
 
     if not (run / "policy.npz").exists():
         return False
     cfg, policy = load_run(run)
-    env = family_for(cfg).make_env(seed=0)
+    family = family_for(cfg)
+    if robot_id is not None and family.spec.robot_id != robot_id:
+        print(f"not reusing {run}: it was trained on {family.spec.robot_id}, not {robot_id}; training again")
+        return False
+    env = family.make_env(seed=0)
     try:
         check_matches(policy, env.observation_space.shape[0], env.action_space.shape[0], "this version's arm env")
     except CheckpointMismatch as exc:
@@ -100,13 +118,14 @@ def run_sim_to_real(args: argparse.Namespace) -> int:
     run = out / "train"
     spec = load_spec(args.hardware)
     steps = 4 if args.scripted_episodes > 0 else 3
-    _step(f"1/{steps} meta-training PEARL on {DEMO_CONFIG} in simulation -> {run}")
-    if not args.retrain and reusable_run(run):
+    config = demo_config(spec.robot_id)
+    _step(f"1/{steps} meta-training PEARL on {config} ({spec.robot_id}) in simulation -> {run}")
+    if not args.retrain and reusable_run(run, spec.robot_id):
         print(f"reusing the trained run in {run} (--retrain to train again)")
     else:
         if run.exists():
             shutil.rmtree(run)
-        train_args = ["train", "--config", DEMO_CONFIG, "--out", str(run), "--seed", str(args.seed)]
+        train_args = ["train", "--config", config, "--out", str(run), "--seed", str(args.seed)]
         for item in args.set:
             train_args += ["--set", item]
         if args.hardware:
@@ -137,11 +156,16 @@ def run_sim_to_real(args: argparse.Namespace) -> int:
     ]
     if args.hardware:
         bus_args += ["--hardware", str(args.hardware)]
-    bus = subprocess.Popen(bus_args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    bus_log = out / "virtual_bus.log"
+    with bus_log.open("w") as log:
+        bus = subprocess.Popen(bus_args, stdout=subprocess.PIPE, stderr=log, text=True)
     try:
         device = bus.stdout.readline().strip()
         if not device:
-            raise PearlRobotError("the virtual servo bus did not start")
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                bus.wait(timeout=5)
+            last = bus_log.read_text().strip().splitlines()[-1:] or ["no output"]
+            raise PearlRobotError(f"the virtual servo bus did not start: {last[0]} (log: {bus_log})")
         print(f"virtual arm on {device}")
         session = out / f"session-{time.strftime('%Y%m%d-%H%M%S')}"
         serial_options = "timeout_margin_ms=30&retries=5"  # generous: the virtual arm shares the CPU
@@ -164,6 +188,8 @@ def run_sim_to_real(args: argparse.Namespace) -> int:
         ]
         if args.hardware:
             adapt_args += ["--hardware", str(args.hardware)]
+        if args.viz:
+            adapt_args += ["--viz", args.viz, "--viz-memory", args.viz_memory]
         code = cli(adapt_args)
         if code == 0 and args.scripted_episodes > 0:
             from pearl_robot.cli.demo_compare import compare
@@ -200,7 +226,8 @@ def run_scripted_reach(args: argparse.Namespace) -> int:
     rng = np.random.default_rng(args.seed)
     goals = sample_reachable_goals(robot.spec, args.goals, rng)
     loop = RateLoop(robot.spec.period_s, realtime=not args.fast)
-    with robot:
+    telemetry = open_telemetry(parse_viz(args.viz, args.viz_memory), robot.spec, name="demo --scripted")
+    with robot, telemetry:
         env = RobotEnv(robot, ReachTask(goal=goals[0], horizon=args.steps), loop=loop)
         reacher = ScriptedReacher(env.kinematics, env.arm, env.action_scale_rad)
         rate = robot.spec.control_rate_hz
@@ -208,12 +235,15 @@ def run_scripted_reach(args: argparse.Namespace) -> int:
         for i, goal in enumerate(goals):
             env.set_task(ReachTask(goal=goal, horizon=args.steps))
             env.reset(seed=args.seed + i)
-            total = 0.0
+            total, steps = 0.0, 0
             truncated = False
+            telemetry.on_episode_start({"episode": i, "goal": goal})
             while not truncated:
                 action = reacher.act(env.last_state.position, goal)
                 _, reward, _, truncated, info = env.step(action)
-                total += reward
+                telemetry.on_env_step(env, i, steps, reward, info)
+                total, steps = total + reward, steps + 1
+            telemetry.on_episode_end({"episode": i, "episode_return": total, "steps": steps})
             print(
                 f"  goal {i + 1}/{len(goals)} at {np.round(goal, 3).tolist()} m: "
                 f"final distance {info['distance_m'] * 1000:.1f} mm, return {total:.2f}"

@@ -29,6 +29,7 @@ SUBCOMMANDS: dict[str, str] = {
     "setup-servo": "pearl_robot.cli.setup_servo",
     "replay": "pearl_robot.cli.replay",
     "export": "pearl_robot.cli.export",
+    "view": "pearl_robot.cli.view",
 }
 
 

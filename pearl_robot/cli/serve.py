@@ -18,6 +18,7 @@ from pearl_robot.control.realtime import add_cpu_argument, pin_cpus
 from pearl_robot.robot.registry import open_robot
 from pearl_robot.server.security import CurveConfig
 from pearl_robot.server.server import DEFAULT_ENDPOINT, DEFAULT_HEARTBEAT_TIMEOUT_S, RobotServer, check_bind_allowed
+from pearl_robot.viz.sink import add_viz_arguments, open_telemetry, parse_viz, require_viz
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -59,6 +60,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log sessions, holds and refusals")
     add_cpu_argument(parser)
+    add_viz_arguments(parser)
     parser.set_defaults(func=run)
 
 
@@ -73,18 +75,22 @@ def run(args: argparse.Namespace) -> int:
         curve = CurveConfig.from_files(args.server_key, args.allow)
     for endpoint in endpoints:  # refuse before touching the hardware
         check_bind_allowed(endpoint, curve)
+    viz = parse_viz(args.viz, args.viz_memory)
+    require_viz(viz)
     if args.robot.startswith(("tcp://", "ipc://")):
         print("pearl-robot serve: note: serving a remote robot (a relay)", file=sys.stderr)
     if args.cpu is not None:  # before the robot and the server start their threads: they inherit it
         print(f"pearl-robot serve: pinned to CPU {pin_cpus(args.cpu)}", file=sys.stderr)
 
     robot = open_robot(args.robot, args.hardware, calibration=args.calibration)
+    telemetry = open_telemetry(viz, robot.spec, name=f"serve {args.robot}")
     server = RobotServer(
         robot,
         endpoints,
         curve=curve,
         heartbeat_timeout_s=args.heartbeat_timeout,
         watchdog_periods=args.watchdog_periods,
+        telemetry=telemetry,
     )
 
     def on_signal(signum: int, frame: object) -> None:
@@ -104,6 +110,7 @@ def run(args: argparse.Namespace) -> int:
             server.serve_forever()
     finally:
         server.close()
+        telemetry.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     summary = ", ".join(f"{k}={v}" for k, v in sorted(server.events.items()))

@@ -1,16 +1,18 @@
-"""``pearl-robot virtual-bus``: a virtual Dynamixel servo bus on a pseudo-terminal.
+"""``pearl-robot virtual-bus``: a virtual servo bus on a pseudo-terminal, Dynamixel or Feetech as the
+hardware file's ``bus.protocol`` says (``--hardware hardware/so101.yaml``: the SO-101's STS3215 servos).
 
 Prints the device path on the first line of standard output (then serves until SIGINT or SIGTERM),
 so a script can start it and connect: ``--robot serial:$(head -1 ...)``, or give ``--link PATH`` and
 use the symlink. Diagnostics go to standard error.
 
 Realistic by default where it matters to a client: every servo keeps the factory Return Delay Time
-(500 us) and listens at the hardware file's baud rate only. ``--adapter-latency-ms 16`` puts a stock
-FTDI/U2D2 USB adapter in front (replies held up to its latency timer); ``--servo-baud-rates`` sets
-other speeds (a client at another speed gets no answer, as when scanning for servos). ``--pace-wire-time``
-makes every instruction and reply take its bytes' wire time at the servos' baud rate (off by default:
-the pty itself is instant, and only timing scenarios want the wire's); ``--firmware-version N`` makes
-every servo report firmware N (below 45 an X430 has no FAST SYNC READ: clients fall back to SYNC READ).
+(500 us, on X-series and STS3215 alike) and listens at the hardware file's baud rate only.
+``--adapter-latency-ms 16`` puts a stock FTDI/U2D2 USB adapter in front (replies held up to its latency
+timer); ``--servo-baud-rates`` sets other speeds (a client at another speed gets no answer, as when
+scanning for servos). ``--pace-wire-time`` makes every instruction and reply take its bytes' wire time at
+the servos' baud rate (off by default: the pty itself is instant, and only timing scenarios want the
+wire's); ``--firmware-version N`` (Dynamixel only: an error on a Feetech bus) makes every servo report
+firmware N (below 45 an X430 has no FAST SYNC READ: clients fall back to SYNC READ).
 
 The arm's physics: the nominal MuJoCo arm, or ``--dynamics FILE`` (a YAML mapping of ArmDynamics fields:
 damping_scale, frictionloss_scale, armature_scale and gain_scale multiply the model's per-joint values,
@@ -21,8 +23,9 @@ family never trained on, plus the serial link's 20 ms. ``--print-dynamics`` prin
 Calibration rehearsal: ``--operator`` puts a scripted operator's hand on the arm. It holds the arm in
 its calibration pose (``--pose``, default all zeros) and follows ``pearl-robot calibrate joints`` in
 another shell by the servos' LEDs (all lit: the pose; one lit: move that joint positive; blinking: sweep
-every joint), with a hand's tremor; it lets go of a joint once its torque comes on. It says on standard
-error what it does, so an interactive session (Enter after each step) can be rehearsed too::
+every joint), with a hand's tremor; it lets go of a joint once its torque comes on (Dynamixel servos
+only: Feetech ones have no LED). It says on standard error what it does, so an interactive session
+(Enter after each step) can be rehearsed too::
 
     pearl-robot virtual-bus --operator --hidden-offsets 37,-120,15,64,-9 --hidden-directions 1,-1,1,1,1 \\
         --sensor-noise-ticks 2 --link /tmp/arm
@@ -38,6 +41,7 @@ import signal
 import sys
 import textwrap
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import yaml
@@ -48,7 +52,7 @@ from pearl_robot.errors import ConfigError
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "virtual-bus",
-        help="serve a virtual Dynamixel servo bus (the arm in MuJoCo) on a pseudo-terminal",
+        help="serve a virtual servo bus (Dynamixel or Feetech, the arm in MuJoCo) on a pseudo-terminal",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -140,7 +144,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--firmware-version",
         type=int,
         default=None,
-        help="the firmware every servo reports (default: its model's; an X430 below 45 has no FAST SYNC READ)",
+        help="Dynamixel only: the firmware every servo reports (default: its model's; an X430 below 45 has no "
+        "FAST SYNC READ)",
     )
     parser.set_defaults(func=run)
 
@@ -230,9 +235,7 @@ def _parse_latency_ms(text: str) -> float:
     return value
 
 
-def _parse_baud_rates(text: str | None, n: int) -> list[int] | None:
-    from pearl_robot.virtual.bus import baud_register
-
+def _parse_baud_rates(text: str | None, n: int, baud_register: Callable[[int], int]) -> list[int] | None:
     if text is None:
         return None
     values = _parse_offsets(text, len(text.split(",")), "--servo-baud-rates")
@@ -259,7 +262,7 @@ def _print_dynamics(dynamics, source: str) -> None:
 def run(args: argparse.Namespace) -> int:
     from pearl_robot.calibrate.joints import parse_pose
     from pearl_robot.robot.spec import load_spec
-    from pearl_robot.virtual import VirtualOperator, VirtualServoBus, parse_faults
+    from pearl_robot.virtual import VirtualOperator, bus_class, parse_faults, virtual_bus_from_spec
 
     spec = load_spec(args.hardware)
     dynamics, source = _dynamics(args)
@@ -273,7 +276,7 @@ def run(args: argparse.Namespace) -> int:
         faults = parse_faults(args.faults)
     except ValueError as exc:
         raise ConfigError("--faults", "<value>", str(exc)) from None
-    bus = VirtualServoBus.from_spec(
+    bus = virtual_bus_from_spec(
         spec,
         physics=not args.no_physics,
         dynamics=dynamics,
@@ -282,13 +285,15 @@ def run(args: argparse.Namespace) -> int:
         hidden_directions=_parse_directions(args.hidden_directions, spec.num_joints),
         sensor_noise_ticks=args.sensor_noise_ticks,
         return_delay_time=args.return_delay_time,
-        servo_baud_rates=_parse_baud_rates(args.servo_baud_rates, spec.num_joints),
+        servo_baud_rates=_parse_baud_rates(args.servo_baud_rates, spec.num_joints, bus_class(spec).baud_register),
         adapter_latency_ms=_parse_latency_ms(args.adapter_latency_ms),
         faults=faults,
         link=args.link,
         firmware_version=args.firmware_version,
         pace_wire_time=args.pace_wire_time,
     )
+    if args.operator and not all("led" in servo.table for servo in bus.servos):
+        raise ConfigError("--operator", "<value>", f"follows the servos' LEDs; {spec.bus.protocol} servos have none")
     stop = threading.Event()
 
     def request_stop(signum: int, _frame: object) -> None:
@@ -303,7 +308,7 @@ def run(args: argparse.Namespace) -> int:
         bus.start()
         print(bus.device_path, flush=True)
         ids = ", ".join(f"{j.name}={j.servo_id}" for j in spec.joints)
-        log(f"virtual-bus: {spec.robot_id} on {bus.device_path} ({ids}); dynamics {source}")
+        log(f"virtual-bus: {spec.robot_id}, {spec.bus.protocol} servos on {bus.device_path} ({ids}); dynamics {source}")
         if args.operator:
             operator = VirtualOperator(bus, spec, pose, log=log).start()
         while not stop.wait(0.1):

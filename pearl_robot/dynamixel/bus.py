@@ -33,52 +33,27 @@ deadline. ``last_reply_at`` is the monotonic time the last accepted status packe
 
 from __future__ import annotations
 
-import collections
-import contextlib
-import os
-import select
 import struct
-import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Protocol
 
 from pearl_robot.dynamixel import fast_sync
 from pearl_robot.dynamixel import protocol as proto
 from pearl_robot.dynamixel.control_table import Field
 from pearl_robot.dynamixel.crc import crc16
 from pearl_robot.dynamixel.protocol import BROADCAST_ID, Instruction, Packet, PacketParser, Rejected, ResultCode
-from pearl_robot.errors import PearlRobotError, RobotFault
+from pearl_robot.servo_bus import LATE_WINDOW_S as LATE_WINDOW_S  # (re-exports: defined here first)
+from pearl_robot.servo_bus import MAX_TRANSPORT_LATENCY_S as MAX_TRANSPORT_LATENCY_S
+from pearl_robot.servo_bus import BusError, ServoBusBase
+from pearl_robot.servo_bus import CommError as CommError
+from pearl_robot.servo_bus import LatencyMeasurement as LatencyMeasurement
+from pearl_robot.servo_bus import PortError as PortError
+from pearl_robot.servo_bus import SerialTransport as SerialTransport
+from pearl_robot.servo_bus import Transport as Transport
+from pearl_robot.servo_bus import transaction_timeout_s as transaction_timeout_s
+from pearl_robot.servo_bus import wire_time_s as wire_time_s
 
-
-class DynamixelError(PearlRobotError):
-    """Base class of the bus errors."""
-
-
-class CommError(RobotFault, DynamixelError):
-    """No valid status packet within the retry budget. ``partial``: the replies that did arrive;
-    ``late_replies``: status packets that came after a deadline during the call; ``lateness_s``: how
-    late the latest of them was (after its instruction was sent), when measured."""
-
-    def __init__(
-        self,
-        message: str,
-        missing_ids: Sequence[int] = (),
-        *,
-        partial: Mapping[int, Packet] | None = None,
-        late_replies: int = 0,
-        lateness_s: float | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.missing_ids = tuple(missing_ids)
-        self.partial = dict(partial or {})
-        self.late_replies = late_replies
-        self.lateness_s = lateness_s
-
-
-class PortError(RobotFault, DynamixelError):
-    """The serial device failed or went away."""
+DynamixelError = BusError  # the errors moved to pearl_robot.servo_bus; the names stay importable here
 
 
 class ServoError(DynamixelError):
@@ -88,111 +63,6 @@ class ServoError(DynamixelError):
         self.servo_id = servo_id
         self.error = error
         super().__init__(f"servo id {servo_id}{' ' + what if what else ''}: {error}")
-
-
-# ---- transports ---------------------------------------------------------------------------------
-class Transport(Protocol):
-    def write(self, data: bytes) -> None: ...
-
-    def read_some(self, timeout_s: float) -> bytes:
-        """Whatever bytes arrive within ``timeout_s`` (b"" if none); PortError if the port failed."""
-        ...
-
-    def discard_input(self) -> None: ...
-
-    def close(self) -> None: ...
-
-
-class SerialTransport:
-    """pyserial opens and configures the device (raw mode, baud rate, exclusive lock); reads wait in
-    ``select`` on its descriptor so that a deadline never needs a termios reconfiguration."""
-
-    def __init__(self, device: str, baudrate: int, *, exclusive: bool = True) -> None:
-        import serial
-
-        self.device = device
-        self._serial_error = serial.SerialException
-        try:
-            self.port = serial.Serial(device, baudrate, timeout=0, write_timeout=1.0, exclusive=exclusive)
-        except (serial.SerialException, OSError, ValueError) as exc:
-            raise PortError(f"cannot open serial device {device}: {exc}") from None
-        self._fd = self.port.fileno()
-
-    def write(self, data: bytes, timeout_s: float = 1.0) -> None:
-        """All of ``data`` (pyserial opened the descriptor non-blocking), within ``timeout_s``."""
-        view = memoryview(data)
-        deadline = None
-        try:
-            while view:
-                try:
-                    view = view[os.write(self._fd, view) :]
-                except BlockingIOError:
-                    now = time.monotonic()
-                    deadline = deadline or now + timeout_s
-                    _, ready, _ = select.select([], [self._fd], [], max(0.0, deadline - now))
-                    if not ready:
-                        raise PortError(f"serial device {self.device}: write timed out") from None
-        except (OSError, ValueError) as exc:
-            raise PortError(f"serial device {self.device} failed on write: {exc}") from None
-
-    def read_some(self, timeout_s: float) -> bytes:
-        try:
-            ready, _, _ = select.select([self._fd], [], [], max(0.0, timeout_s))
-            if not ready:
-                return b""
-            data = os.read(self._fd, 4096)
-        except (OSError, ValueError) as exc:
-            raise PortError(f"serial device {self.device} failed on read: {exc}") from None
-        if not data:  # readable but empty: the device is gone
-            raise PortError(f"serial device {self.device} disconnected")
-        return data
-
-    def discard_input(self) -> None:
-        try:
-            self.port.reset_input_buffer()
-        except (self._serial_error, OSError) as exc:
-            raise PortError(f"serial device {self.device} failed: {exc}") from None
-
-    def close(self) -> None:
-        with contextlib.suppress(self._serial_error, OSError):
-            self.port.close()
-
-
-# ---- timing ----------------------------------------------------------------------------------------
-def wire_time_s(n_bytes: int, baudrate: int) -> float:
-    """Time ``n_bytes`` take on the wire: 8N1 framing is 10 bits per byte."""
-    return n_bytes * 10.0 / baudrate
-
-
-def transaction_timeout_s(
-    tx_bytes: int,
-    rx_bytes: int,
-    replies: int,
-    *,
-    baudrate: int,
-    latency_timer_s: float,
-    return_delay_s: float,
-    margin_s: float,
-) -> float:
-    """The DynamixelSDK's rule (twice the adapter's latency timer) with the Return Delay Times added."""
-    return wire_time_s(tx_bytes + rx_bytes, baudrate) + replies * return_delay_s + 2.0 * latency_timer_s + margin_s
-
-
-@dataclass(frozen=True)
-class LatencyMeasurement:
-    """Round trips of pings at connect: what the transport adds beyond wire time and return delay."""
-
-    samples: int
-    round_trip_s: tuple[float, ...]
-    lateness_s: tuple[float, ...]  # round trip - wire time - return delay, per sample
-
-    @property
-    def lateness_max_s(self) -> float:
-        return max(self.lateness_s, default=0.0)
-
-    @property
-    def round_trip_p50_s(self) -> float:
-        return float(sorted(self.round_trip_s)[len(self.round_trip_s) // 2]) if self.round_trip_s else 0.0
 
 
 # ---- the client --------------------------------------------------------------------------------------
@@ -213,18 +83,15 @@ STAT_NAMES = (
 )
 
 
-# How long after a timed-out instruction its answer is still waited for before another goes out
-# (at least; twice the instruction's own timeout where that is longer): a stock adapter's 16 ms
-# latency timer, twice over, with room to spare.
-LATE_WINDOW_S = 0.040
-# The widest transport latency the deadlines grow to on their own after late replies.
-MAX_TRANSPORT_LATENCY_S = 0.100
 _STATUS = int(Instruction.STATUS)
 _DEVICE_CRC_ERROR = int(ResultCode.CRC_ERROR)
 
 
-class DynamixelBus:
+class DynamixelBus(ServoBusBase):
     """Thread-safe; one exchange at a time. ``stats`` counts everything that went wrong."""
+
+    STAT_NAMES = STAT_NAMES
+    _ping_wire_bytes = proto.instruction_packet_size(0) + proto.status_packet_size(3)
 
     def __init__(
         self,
@@ -237,81 +104,19 @@ class DynamixelBus:
         retries: int = 3,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        if retries < 0:
-            raise ValueError("retries must be >= 0")
-        self.transport = transport
-        self.baudrate = baudrate
-        self.latency_timer_s = latency_timer_ms * 1e-3
-        # what the transport adds to a round trip; measure_latency() replaces the assumption
-        self.transport_latency_s = 2.0 * self.latency_timer_s
-        self.latency: LatencyMeasurement | None = None
-        self.return_delay_s = return_delay_us * 1e-6  # what the servos are believed to use
-        self.margin_s = timeout_margin_ms * 1e-3
-        self.retries = retries
-        self.clock = clock
-        self.stats: collections.Counter[str] = collections.Counter({k: 0 for k in STAT_NAMES})
-        self.last_sent_at: float | None = None
-        self.transaction_sent_at: float | None = None  # when the first attempt of the last call was written
-        self.last_reply_at: float | None = None
-        self.last_lateness_s: float | None = None  # how late the latest late reply was, after its send
-        self._parser = PacketParser()
-        self._lock = threading.RLock()
+        super().__init__(
+            transport,
+            PacketParser(),
+            baudrate=baudrate,
+            latency_timer_ms=latency_timer_ms,
+            return_delay_us=return_delay_us,
+            timeout_margin_ms=timeout_margin_ms,
+            retries=retries,
+            clock=clock,
+        )
         self._sync_read_packets: dict[tuple[int, int, int, tuple[int, ...]], bytes] = {}
         self._sync_read_plans: dict[tuple[int, int, int], tuple[Callable, Callable, str]] = {}
         self._sync_write_templates: dict[tuple[int, int, tuple[int, ...], bool], SyncWriteTemplate] = {}
-        # Replies still owed by the last exchange: (how many, when its last instruction went out, the
-        # time until which they are waited for before another instruction goes out).
-        self._owed = 0
-        self._owed_sent_at: float | None = None
-        self._owed_until = 0.0
-
-    @classmethod
-    def open(cls, device: str, baudrate: int = 1_000_000, **options: object) -> DynamixelBus:
-        return cls(SerialTransport(device, baudrate), baudrate=baudrate, **options)
-
-    def close(self) -> None:
-        self.transport.close()
-
-    def __enter__(self) -> DynamixelBus:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    @property
-    def garbage_bytes(self) -> int:
-        return self._parser.garbage_bytes
-
-    def timeout_s(self, tx_bytes: int, rx_bytes: int, replies: int) -> float:
-        return (
-            wire_time_s(tx_bytes + rx_bytes, self.baudrate)
-            + replies * self.return_delay_s
-            + self.transport_latency_s
-            + self.margin_s
-        )
-
-    # ---- what arrived before we asked ----------------------------------------------------------
-    def _settle(self) -> None:
-        """Make sure nothing that answers an earlier instruction is left to be read: wait for replies
-        still owed (bounded), then discard whatever is queued, counting status packets as late."""
-        if self._owed:
-            while self._owed > 0 and (remaining := self._owed_until - self.clock()) > 0:
-                self._discard_packets(self.transport.read_some(remaining), self._owed_sent_at)
-            self._owed = 0
-        for _ in range(64):  # bounded: a device that streams garbage cannot hold us here
-            data = self.transport.read_some(0.0)
-            if not data:
-                break
-            self._discard_packets(data, self._owed_sent_at)
-        self._parser.clear()
-
-    def _widen(self, lateness_s: float) -> None:
-        """A reply came later than the deadlines allow: widen them to cover it (up to a bound), so a
-        transport slower than measured costs one stale read, not one every cycle."""
-        wanted = min(MAX_TRANSPORT_LATENCY_S, 1.5 * lateness_s)
-        if wanted > self.transport_latency_s:
-            self.transport_latency_s = wanted
-            self.stats["deadlines_widened"] += 1
 
     def _discard_packets(self, data: bytes, sent_at: float | None) -> None:
         if not data:
@@ -323,34 +128,9 @@ class DynamixelBus:
             if isinstance(item, Rejected):
                 self.stats["crc_errors" if item.reason == "crc" else "malformed"] += 1
             elif item.is_status:
-                self.stats["late_replies"] += 1
-                self._owed -= 1
-                if sent_at is not None:
-                    self.last_lateness_s = late = now - sent_at
-                    self._widen(late)
+                self._late(now, sent_at)
 
     # ---- one exchange ----------------------------------------------------------------------------
-    def _send(self, packet: bytes, settle: bool) -> float:
-        """Write an instruction (after ``_settle`` when it is a new one, not a retry); when it went out."""
-        if settle:
-            self._settle()
-        writing = self.clock()
-        self.transport.write(packet)
-        self.last_sent_at = sent_at = self.clock()
-        if settle:
-            # the earliest the servos can have heard it: a write can be preempted (the device process
-            # it wakes may run first), and a reply sampled during that time is an answer to it
-            self.transaction_sent_at = writing
-        self.stats["transactions"] += 1
-        return sent_at
-
-    def _owe(self, packets: int, sent_at: float, timeout: float) -> None:
-        """Status packets that may still come: owed until twice the exchange's timeout (at least
-        LATE_WINDOW_S) after the send."""
-        self._owed += packets
-        self._owed_sent_at = sent_at
-        self._owed_until = sent_at + max(2.0 * timeout, LATE_WINDOW_S)
-
     def _exchange(
         self, packet: bytes, expect: Mapping[int, int | None], *, settle: bool
     ) -> tuple[dict[int, Packet], int]:
@@ -503,39 +283,13 @@ class DynamixelBus:
     ) -> dict[int, Packet]:
         """Exchange with retries: each retry asks only the ids still missing (``retries``: this call's
         budget instead of the bus's). ``fast_length``: FAST SYNC READs of that many bytes per id."""
-        budget = self.retries if retries is None else retries
-        with self._lock:
-            pending = list(ids)
-            result: dict[int, Packet] = {}
-            before = dict(self.stats)
-            for attempt in range(budget + 1):
-                if attempt:
-                    self.stats["retries"] += 1
-                packet = build(pending)
-                # a retry asks the same question again: an answer to the earlier attempt is welcome
-                if fast_length is None:
-                    got, answered = self._exchange(packet, {i: size(i) for i in pending}, settle=attempt == 0)
-                else:
-                    got, answered = self._exchange_fast(packet, pending, fast_length, settle=attempt == 0)
-                if attempt and answered:
-                    self._owed = max(0, self._owed - answered)  # one of the owed attempts answered
-                if not attempt and len(got) == len(pending):
-                    return got
-                result.update(got)
-                pending = [i for i in pending if i not in got]
-                if not pending:
-                    return result
-            seen = {k: self.stats[k] - before[k] for k in STAT_NAMES if k not in ("transactions", "replies", "retries")}
-            problems = ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in seen.items() if v) or "no bytes"
-            self.stats["failures"] += 1
-            raise CommError(
-                f"{what}: no valid status packet from id {', '.join(map(str, pending))} after "
-                f"{budget + 1} attempt{'s' if budget else ''} ({problems})",
-                pending,
-                partial=result,
-                late_replies=seen["late_replies"],
-                lateness_s=self.last_lateness_s if seen["late_replies"] else None,
-            )
+
+        def exchange(packet: bytes, pending: Sequence[int], settle: bool) -> tuple[dict[int, Packet], int]:
+            if fast_length is None:
+                return self._exchange(packet, {i: size(i) for i in pending}, settle=settle)
+            return self._exchange_fast(packet, pending, fast_length, settle=settle)
+
+        return self._retrying(build, ids, exchange, what, retries)
 
     def _single(
         self,
@@ -555,49 +309,6 @@ class DynamixelBus:
         if not reply.status_error.ok:
             raise ServoError(reply.id, reply.status_error, what)
         return reply
-
-    def _send_only(self, packet: bytes) -> None:
-        """An instruction no device answers (broadcast writes, SYNC/BULK WRITE)."""
-        with self._lock:
-            self.transport.write(packet)
-            self.stats["transactions"] += 1
-
-    # ---- the transport's latency ---------------------------------------------------------------
-    def measure_latency(self, ids: Sequence[int], pings: int = 3, *, wait_s: float = 0.1) -> LatencyMeasurement:
-        """Ping each id ``pings`` times with a generous deadline (``wait_s``) and set the transport
-        latency the deadlines use from what was measured: 1.5 x the largest lateness seen (at least
-        0.5 ms). Ids that do not answer are left out; CommError if none does."""
-        ping = proto.encode_instruction(BROADCAST_ID, Instruction.PING)  # sizes only
-        wire = wire_time_s(len(ping) + proto.status_packet_size(3), self.baudrate)
-        saved = self.transport_latency_s, self.retries
-        late_before = self.stats["late_replies"]
-        trips: list[float] = []
-        lateness: list[float] = []
-        try:
-            self.transport_latency_s, self.retries = wait_s, 0
-            for servo_id in ids:
-                for _ in range(pings):
-                    try:
-                        self.ping(servo_id)
-                    except CommError:
-                        break
-                    trip = self.last_reply_at - self.last_sent_at
-                    trips.append(trip)
-                    lateness.append(max(0.0, trip - wire - self.return_delay_s))
-        finally:
-            self.transport_latency_s, self.retries = saved
-        if not trips:
-            self._settle()  # a reply later still is a late reply, not silence
-            late = self.stats["late_replies"] - late_before
-            raise CommError(
-                f"no servo of id {', '.join(map(str, ids))} answered a ping within {wait_s * 1e3:.0f} ms",
-                ids,
-                late_replies=late,
-                lateness_s=self.last_lateness_s if late else None,
-            )
-        self.latency = LatencyMeasurement(len(trips), tuple(trips), tuple(lateness))
-        self.transport_latency_s = max(0.5e-3, 1.5 * self.latency.lateness_max_s)
-        return self.latency
 
     # ---- instructions ------------------------------------------------------------------------------
     def ping(self, servo_id: int) -> tuple[int, int, proto.StatusError]:
@@ -733,15 +444,15 @@ class DynamixelBus:
             template = self._sync_write_templates[key] = SyncWriteTemplate(address, size, ids, signed)
         self._send_only(template.encode(values))
 
-    def bulk_read(self, requests: Iterable[tuple[int, int, int]]) -> dict[int, Packet]:
-        """``requests``: (id, address, length) each; one status packet per id."""
+    def bulk_read(self, requests: Iterable[tuple[int, int, int]], *, retries: int | None = None) -> dict[int, Packet]:
+        """``requests``: (id, address, length) each; one status packet per id (``retries``: as ``sync_read``)."""
         table = {servo_id: (address, length) for servo_id, address, length in requests}
 
         def build(pending: Sequence[int]) -> bytes:
             params = proto.bulk_read_params((i, *table[i]) for i in pending)
             return proto.encode_instruction(BROADCAST_ID, Instruction.BULK_READ, params)
 
-        return self._transact(build, list(table), lambda i: table[i][1], "bulk read")
+        return self._transact(build, list(table), lambda i: table[i][1], "bulk read", retries=retries)
 
     def bulk_write(self, requests: Iterable[tuple[int, int, bytes]]) -> None:
         params = proto.bulk_write_params(requests)
@@ -785,11 +496,6 @@ class DynamixelBus:
         self.sync_write(
             item.address, item.size, {i: proto.to_bytes(v, item.size, item.signed) for i, v in values.items()}
         )
-
-    def stats_dict(self) -> dict[str, int]:
-        out = dict(self.stats)
-        out["garbage_bytes"] = self.garbage_bytes
-        return out
 
 
 class SyncWriteTemplate:

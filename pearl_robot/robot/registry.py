@@ -6,7 +6,8 @@ lazily, so a mock robot needs neither MuJoCo nor pyserial to load.
 
 Options are checked against the backend constructor's type hints (int, float, bool, str, ``Literal[...]``,
 ``X | None``; ints are accepted for floats) and a few rules by name: counts (``retries``, ``*_count``, ...)
-and durations (``*_ms``, ``*_s``, ``*_us``) are >= 0, ``baudrate`` is a Dynamixel rate. A bad one, or a
+and durations (``*_ms``, ``*_s``, ``*_us``) are >= 0, ``baudrate`` is a rate the backend's servos talk at
+(the class's ``SERVO_FAMILY`` and ``BAUDRATES``; Dynamixel's by default). A bad one, or a
 ValueError/TypeError the constructor raises for its options, is an ``UnknownRobotError``: one line naming
 the robot, the option, the value and what was expected.
 """
@@ -40,9 +41,15 @@ BACKENDS: dict[str, str] = {
     "tcp": "pearl_robot.robot.remote:RemoteRobot",
     "ipc": "pearl_robot.robot.remote:RemoteRobot",
 }
+# ``serial:DEVICE`` by the hardware file's bus.protocol: nothing above the Robot layer names a bus
+SERIAL_BACKENDS: dict[str, str] = {
+    "dynamixel": "pearl_robot.robot.serial_robot:SerialRobot",
+    "feetech": "pearl_robot.robot.feetech_robot:FeetechRobot",
+}
 
 # the rates a Dynamixel X-series servo can talk at (control_table.BAUD_RATES, without importing it here)
 DYNAMIXEL_BAUDRATES = (9_600, 57_600, 115_200, 1_000_000, 2_000_000, 3_000_000, 4_000_000, 4_500_000)
+_DXL = ("Dynamixel", DYNAMIXEL_BAUDRATES)
 DURATION_UNITS = frozenset({"ms", "s", "us"})  # the last word of a duration option's name
 COUNT_WORDS = frozenset({"retries", "tries", "attempts", "count", "size", "num", "n", "periods", "steps"})
 
@@ -80,7 +87,16 @@ def parse_robot_name(name: str) -> tuple[str, str]:
 
 
 def backend_class(scheme: str) -> type[Robot]:
-    module_name, class_name = BACKENDS[scheme].split(":")
+    return _load(BACKENDS[scheme])
+
+
+def serial_backend(spec: RobotSpec) -> type[Robot]:
+    """The ``serial:`` backend for the arm's bus (``bus.protocol`` of its hardware file)."""
+    return _load(SERIAL_BACKENDS[spec.bus.protocol])
+
+
+def _load(target: str) -> type[Robot]:
+    module_name, class_name = target.split(":")
     return getattr(importlib.import_module(module_name), class_name)
 
 
@@ -105,7 +121,7 @@ def open_robot(
     options = {**name_options, **options}
     scheme, address = parse_robot_name(name)
     spec = load_spec(hardware)
-    cls = backend_class(scheme)
+    cls = serial_backend(spec) if scheme == "serial" else backend_class(scheme)
     options = _check_options(cls, name, options)
     try:
         robot = _build(cls, address, spec, calibration, options, name)
@@ -144,7 +160,8 @@ def _check_options(cls: type[Robot], name: str, options: dict[str, Any]) -> dict
             f"robot '{name}' has no option '{unknown[0]}' (options: {', '.join(sorted(accepted)) or 'none'})"
         )
     hints = _type_hints(cls.__init__)
-    return {key: _check_value(name, key, value, hints.get(key)) for key, value in options.items()}
+    rates = getattr(cls, "SERVO_FAMILY", "Dynamixel"), getattr(cls, "BAUDRATES", DYNAMIXEL_BAUDRATES)
+    return {key: _check_value(name, key, value, hints.get(key), rates) for key, value in options.items()}
 
 
 def _type_hints(function: Callable[..., Any]) -> dict[str, Any]:
@@ -159,10 +176,10 @@ class _Mismatch(Exception):
     """A value that fits none of an option's types; the message says what was expected."""
 
 
-def _check_value(name: str, key: str, value: Any, hint: Any) -> Any:
+def _check_value(name: str, key: str, value: Any, hint: Any, rates: tuple[str, tuple[int, ...]] = _DXL) -> Any:
     try:
         value_as_typed, phrase = _coerce(value, hint)
-        _check_range(key, value_as_typed, phrase)
+        _check_range(key, value_as_typed, phrase, rates)
     except _Mismatch as exc:
         raise UnknownRobotError(f"robot '{name}' option {key}={value!r}: expected {exc}") from None
     return value_as_typed
@@ -204,13 +221,14 @@ def _phrase(hint: Any) -> str:
     return names.get(hint, "null")
 
 
-def _check_range(key: str, value: Any, phrase: str) -> None:
-    """Rules by name: a Dynamixel baud rate; counts and durations >= 0."""
+def _check_range(key: str, value: Any, phrase: str, rates: tuple[str, tuple[int, ...]] = _DXL) -> None:
+    """Rules by name: a baud rate of the backend's servos (``rates``: family, bps); counts, durations >= 0."""
     if not isinstance(value, numbers.Real) or isinstance(value, bool):
         return
     words = key.split("_")
-    if key == "baudrate" and value not in DYNAMIXEL_BAUDRATES:
-        raise _Mismatch("a Dynamixel baud rate: " + ", ".join(map(str, DYNAMIXEL_BAUDRATES)))
+    family, bauds = rates
+    if key == "baudrate" and value not in bauds:
+        raise _Mismatch(f"a {family} baud rate: " + ", ".join(map(str, bauds)))
     if value < 0 and words[-1] in DURATION_UNITS:
         raise _Mismatch(f"a duration >= 0 ({words[-1]})")
     if value < 0 and COUNT_WORDS & set(words):

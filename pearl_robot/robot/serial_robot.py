@@ -4,9 +4,11 @@ Per control cycle exactly one bus transaction each way: ``read()`` is one SYNC R
 block every servo is given at connect (Status Return Level, Bus Watchdog, Realtime Tick, present
 current or load, velocity and position: 14 bytes at Indirect Data 1), ``write()`` one SYNC WRITE of
 Goal Position (116). The read is a FAST SYNC READ (one combined status packet, ``dynamixel.fast_sync``)
-when every servo's model and firmware have it (X430/540 from firmware 45, per the e-manual), chosen at
-connect from the pings; a plain SYNC READ otherwise, or with ``fast_sync_read=0``. Either gives the
-same per-servo replies, checks and stale flags.
+when every servo's model and firmware have it (X430/540 from firmware 45, X330 from 46, per the
+e-manual), chosen at connect from the pings; a plain SYNC READ otherwise, or with ``fast_sync_read=0``.
+A chain that mixes X330s (Indirect Data 1 at 208) with X430/X540s (at 224), such as a Koch arm, has no
+common address for the block: it is read with one BULK READ (each servo's own address). Any of them
+gives the same per-servo replies, checks and stale flags.
 
 This backend works in *raw* angles, the servo's own (its horn may be mounted at any angle, turning
 either way)::
@@ -23,9 +25,10 @@ Lifecycle on the wire:
 - ``connect()``: open the port, set the USB adapter's latency timer to 1 ms where permitted (else
   say what to run), make every servo answer every instruction (Status Return Level 2), ping each id
   with a generous deadline and measure the round trip (deadlines come from the measurement, not
-  from the YAML's latency timer), check each model against the YAML, torque off, clear a Bus
-  Watchdog error left by a process that died, position control mode and Return Delay Time as
-  configured (EEPROM is written only where it differs: read, compare, write, read back);
+  from the YAML's latency timer), check each model against the YAML (a servo of another model: one
+  ``ConfigError`` naming the joint, the id and both models, the arm left torque off), torque off,
+  clear a Bus Watchdog error left by a process that died, position control mode and Return Delay
+  Time as configured (EEPROM is written only where it differs: read, compare, write, read back);
 - ``enable()``: Goal Position := Present Position, torque on, then the servos' Bus Watchdog
   (``bus_watchdog_ms``): they stop by themselves when no instruction arrives that long, so an arm
   whose controlling process dies or hangs does not hold torque at its last goal forever;
@@ -62,6 +65,7 @@ from pearl_robot.dynamixel.adapter import inspect_adapter, set_low_latency
 from pearl_robot.dynamixel.bus import CommError, DynamixelBus, PortError, SerialTransport, Transport
 from pearl_robot.dynamixel.control_table import (
     CENTER_TICKS,
+    MODELS_BY_NUMBER,
     POSITION_MODES,
     RAD_PER_TICK,
     RAD_S_PER_VELOCITY_UNIT,
@@ -72,6 +76,7 @@ from pearl_robot.dynamixel.control_table import (
     OperatingMode,
     control_table,
     hardware_error_names,
+    model_name,
 )
 from pearl_robot.errors import ConfigError, RobotFault
 from pearl_robot.robot.base import Fault, Robot, RobotState
@@ -187,14 +192,20 @@ class SerialRobot(Robot):
                 self.tables.append(control_table(joint.model))
             except KeyError as exc:
                 raise ConfigError(spec.source, f"joints[{i}].model", str(exc.args[0])) from None
+            if self.baudrate not in self.tables[-1].baud_rates.values():
+                rates = ", ".join(map(str, self.tables[-1].baud_rates.values()))
+                why = f"{joint.model} ({joint.name}) cannot talk at {self.baudrate} bps (it can: {rates})"
+                raise ConfigError(spec.source, "bus.baudrate", why)
         self._effort_scale = [self._effort_unit(t) for t in self.tables]
         self._position_min, self._position_max = spec.position_min, spec.position_max  # (a frozen spec)
         self._set_tick_limits(np.zeros(spec.num_joints), np.full(spec.num_joints, 4095.0))
         self._state_items = [state_items(t, read_effort) for t in self.tables]
         self._state_structs = [_packed_struct(items) for items in self._state_items]
         size = self._state_structs[0].size
-        # one SYNC READ of Indirect Data 1.. on every servo (every X-series model has it there)
+        # Indirect Data 1.. on every servo: one SYNC READ where every model keeps it at one address, else
+        # one BULK READ of each servo's own (an X330 keeps it at 208, an X430/X540 at 224)
         self._state_block: tuple[int, int] = (self.tables[0]["indirect_data_1"].address, size)
+        self._state_requests = [(i, t["indirect_data_1"].address, size) for i, t in zip(self.ids, self.tables)]
         self._servo_ms: list[int | None] = [None] * spec.num_joints  # Realtime Tick of each last fresh reply
         self._goal_item = self.tables[0]["goal_position"]  # the same address on every X-series model
         self._read_retries = retries
@@ -290,19 +301,15 @@ class SerialRobot(Robot):
         # Every servo answers every instruction from here on (a broadcast write has no reply).
         bus.write(proto.BROADCAST_ID, t0["status_return_level"].address, bytes((2,)))
         self._measure_round_trip()
-        firmwares = []
-        for i, (servo_id, table) in enumerate(zip(self.ids, self.tables)):
+        firmwares, models = [], []
+        for servo_id in self.ids:
             try:
                 model, firmware, error = bus.ping(servo_id)
             except CommError as exc:
                 raise RobotFault(self._no_answer_text(servo_id, exc)) from None
-            if model != table.model_number:
-                raise ConfigError(
-                    self.spec.source,
-                    f"joints[{i}].model",
-                    f"servo id {servo_id} reports model number {model}, but {table.model} is {table.model_number}",
-                )
+            models.append(model)
             firmwares.append(firmware)
+        self._check_models(models)
         self._choose_state_read(firmwares)
         self._sync_write_value("torque_enable", dict.fromkeys(self.ids, 0))
         for servo_id, table in zip(self.ids, self.tables):
@@ -328,18 +335,56 @@ class SerialRobot(Robot):
         self._read_ticks()
 
     def _choose_state_read(self, firmwares: list[int]) -> None:
-        """FAST SYNC READ where every servo's model and firmware have it (and it is not turned off)."""
+        """BULK READ where the servos keep their blocks at different addresses; else FAST SYNC READ where
+        every servo's model and firmware have it (and it is not turned off); else SYNC READ."""
         lacking = [
             f"{self.joint_label(i)} ({t.model} firmware {fw})"
             for i, t, fw in zip(self.ids, self.tables, firmwares)
             if not t.has_fast_sync_read(fw)
         ]
+        if len({address for _, address, _ in self._state_requests}) > 1:
+            self.state_read = "bulk_read"
+            log.info("%s: BULK READ: the servos keep their indirect blocks at different addresses", self.device)
+            return
         self.state_read = "fast_sync_read" if self.fast_sync_read and not lacking else "sync_read"
         if self.fast_sync_read and lacking:
             log.info("%s: plain SYNC READ: no FAST SYNC READ on servo %s", self.device, ", ".join(lacking))
 
+    def _check_models(self, models: list[int]) -> None:
+        """Every servo of the hardware file's model, or one error naming each that is not. Torque goes off
+        on every servo of a model this project knows (Torque Enable is 64 on all of them); a servo of an
+        unknown model is left untouched."""
+        wrong = [
+            (
+                k,
+                f"servo {self.joint_label(i)} reports model number {found} "
+                f"({model_name(found) or 'a model this project does not know'}), "
+                f"but the hardware file has {t.model} (model number {t.model_number})",
+            )
+            for k, (i, t, found) in enumerate(zip(self.ids, self.tables, models))
+            if found != t.model_number
+        ]
+        if not wrong:
+            return
+        known = [i for i, found in zip(self.ids, models) if found in MODELS_BY_NUMBER]
+        torque = "torque is off"
+        if known:
+            item = self.tables[0]["torque_enable"]
+            self._sync_write_value("torque_enable", dict.fromkeys(known, 0))
+            try:  # a SYNC WRITE has no reply: read it back
+                on = [i for i, r in self.bus.sync_read(item.address, item.size, known).items() if r.params != b"\x00"]
+            except CommError:
+                on = known
+            if on:
+                torque = f"torque not confirmed off on id {', '.join(map(str, on))}"
+        fix = f"{torque}; fix the model in the hardware file or put the right servo on that id"
+        reason = "; ".join(text for _, text in wrong) + f" ({fix})"
+        raise ConfigError(self.spec.source, f"joints[{wrong[0][0]}].model", reason)
+
     def _sync_read_state(self, retries: int | None = None) -> dict[int, proto.Packet]:
         """One read of every servo's state block, with the instruction chosen at connect."""
+        if self.state_read == "bulk_read":
+            return self.bus.bulk_read(self._state_requests, retries=retries)
         read = self.bus.fast_sync_read if self.state_read == "fast_sync_read" else self.bus.sync_read
         return read(*self._state_block, self.ids, retries=retries)
 
@@ -415,6 +460,8 @@ class SerialRobot(Robot):
         retries are allowed: a lost packet costs one late cycle rather than a stale state)."""
         address, length = self._state_block
         tx = proto.HEADER_SIZE + 3 + 4 + len(self.ids) + 2
+        if self.state_read == "bulk_read":  # 5 bytes a servo: id, address, length
+            tx = proto.HEADER_SIZE + 3 + 5 * len(self.ids) + 2
         if self.state_read == "fast_sync_read":
             rx = fast_sync.status_size(len(self.ids), length)
         else:

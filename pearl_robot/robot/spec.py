@@ -28,9 +28,12 @@ class JointSpec:
     max_velocity_rad_s: float
 
 
+BUS_PROTOCOLS = ("dynamixel", "feetech")  # BusSpec.protocol: which servo family (and backend) the bus speaks
+
+
 @dataclass(frozen=True)
 class BusSpec:
-    protocol: float
+    protocol: str  # one of BUS_PROTOCOLS
     baudrate: int
     latency_timer_ms: float
 
@@ -139,6 +142,15 @@ def _parse_joint(raw: Any, index: int, file: Path) -> JointSpec:
     return JointSpec(name, servo_id, model, role, lo, hi, vmax)
 
 
+def _parse_protocol(raw: Any, file: Path) -> str:
+    """2.0 / "2.0" / "dynamixel" -> "dynamixel" (Dynamixel Protocol 2.0); "feetech" -> "feetech" (SCS/STS)."""
+    if isinstance(raw, str) and raw.strip().lower() in BUS_PROTOCOLS:
+        return raw.strip().lower()
+    if not isinstance(raw, bool) and isinstance(raw, (int, float, str)) and str(raw).strip() in ("2", "2.0"):
+        return "dynamixel"
+    raise ConfigError(file, "bus.protocol", f"expected 2.0 (Dynamixel Protocol 2.0), dynamixel or feetech, got {raw!r}")
+
+
 def parse_spec(data: Any, file: Path) -> RobotSpec:
     if not isinstance(data, dict):
         raise ConfigError(file, "<root>", "expected a mapping at the top level")
@@ -159,9 +171,7 @@ def parse_spec(data: Any, file: Path) -> RobotSpec:
     bus_raw = data.get("bus", {})
     if not isinstance(bus_raw, dict):
         raise ConfigError(file, "bus", "expected a mapping")
-    protocol = float(bus_raw.get("protocol", 2.0))
-    if protocol != 2.0:
-        raise ConfigError(file, "bus.protocol", f"only Dynamixel Protocol 2.0 is supported, got {protocol}")
+    protocol = _parse_protocol(bus_raw.get("protocol", 2.0), file)
     baudrate = bus_raw.get("baudrate", 1_000_000)
     if isinstance(baudrate, bool) or not isinstance(baudrate, int) or baudrate <= 0:
         raise ConfigError(file, "bus.baudrate", f"expected a positive integer, got {baudrate!r}")

@@ -45,6 +45,7 @@ from pearl_robot.server.clock import DelayBaseline
 from pearl_robot.server.inbox import MUTE_S, Inbox
 from pearl_robot.server.ratelog import RateLimitedLog
 from pearl_robot.server.security import AllowList, CurveConfig, endpoint_is_local
+from pearl_robot.viz.sink import NullTelemetry, Telemetry
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +107,7 @@ class RobotServer:
         max_command_age_s: float | None = None,
         max_message_bytes: int = wire.MAX_MESSAGE_BYTES,
         clock: Callable[[], float] = time.monotonic,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self.robot = robot
         self.spec = robot.spec
@@ -127,6 +129,8 @@ class RobotServer:
         self.max_message_bytes = max_message_bytes
         self._decode_request = wire.request_decoder(self.spec.num_joints)  # frames pass wire.check_frame first
         self.clock = clock
+        self.telemetry = telemetry or NullTelemetry()  # --viz: each executed write, logged after its reply
+        self._telemetry_pending: tuple[Any, Any] | None = None
         self.endpoints: list[str] = []  # the resolved endpoints (ports chosen by the OS filled in)
         self.events: collections.Counter[str] = collections.Counter()
         self.holds: collections.deque[HoldRecord] = collections.deque(maxlen=256)
@@ -299,6 +303,8 @@ class RobotServer:
                     message = None
                 if message is not None:
                     self._serve_owner(router, self._read(router, message, curve))
+                    if self._telemetry_pending is not None:
+                        self._log_telemetry()
                 if self._inbox:
                     self._serve_inbox(router)
                 now = self.clock()
@@ -593,7 +599,13 @@ class RobotServer:
             raise _robot_refusal(exc) from None
         work_s = time.perf_counter() - started
         self.events["writes"] += 1
+        self._telemetry_pending = (sent, state)
         return wire.encode_write_reply(seq, sent, state, self.clock(), work_s)
+
+    def _log_telemetry(self) -> None:
+        sent, state = self._telemetry_pending
+        self._telemetry_pending = None
+        self.telemetry.on_step(0, self.events["writes"], state.position, sent, faults=[str(f) for f in state.faults])
 
     def _robot_call(self, fn: Callable[..., Any], *args: Any) -> Any:
         try:
@@ -615,6 +627,7 @@ class RobotServer:
             self._disable("hold failed")
             return
         self.count("watchdog_hold" if reason.startswith("watchdog") else "hold")
+        self.telemetry.on_safety_event("watchdog_hold" if reason.startswith("watchdog") else "hold", reason)
         self.holds.append(HoldRecord(now, after, reason))
         log.info("robot server: holding position (%s, %.1f ms after the last command)", reason, after * 1e3)
 
@@ -626,6 +639,7 @@ class RobotServer:
             try:
                 self.robot.disable()
                 self.count("disabled")
+                self.telemetry.on_safety_event("disabled", reason)
             except Exception:
                 self.count("disable_failed")
                 log.exception("robot server: disable failed")

@@ -412,8 +412,8 @@ class ArmFleetFamily(ArmDynamicsFamily):
 
     - ``remote`` arms (share ``remote_share``): driven through a robot server over a slow link, latency
       U(``remote_latency_s``) (0.3-0.6 s: a congested Wi-Fi or VPN hop), servo P gain x
-      log-U(``remote_gain``), a light payload U(0, 0.2 kg). An aggressive closed loop oscillates behind
-      the delay; what pays is trusting the commands (blend 1) with a high gain.
+      log-U(``remote_gain``), a light payload U(``remote_payload_kg``) (0-0.2 kg). An aggressive closed loop
+      oscillates behind the delay; what pays is trusting the commands (blend 1) with a high gain.
     - ``loaded`` arms: weak servos (P gain x log-U(``loaded_gain``)) in current-based position mode with a
       Current Limit at log-U(``loaded_current_limit``) of the maximum, carrying U(``loaded_payload_kg``).
       The payload sags the arm below its commands and the limit caps its torque; what pays is closing the
@@ -433,6 +433,7 @@ class ArmFleetFamily(ArmDynamicsFamily):
         remote_share: float = 0.5,
         remote_latency_s: tuple[float, float] = (0.3, 0.6),
         remote_gain: tuple[float, float] = (1.0, 4.0),
+        remote_payload_kg: tuple[float, float] = (0.0, 0.2),
         loaded_gain: tuple[float, float] = (0.1, 0.3),
         loaded_payload_kg: tuple[float, float] = (0.2, 0.6),
         loaded_current_limit: tuple[float, float] = (0.4, 0.8),
@@ -458,6 +459,7 @@ class ArmFleetFamily(ArmDynamicsFamily):
             {
                 "remote_latency": _check_range(f"{self.name}.remote_latency_s", remote_latency_s),
                 "remote_gain": _check_range(f"{self.name}.remote_gain", remote_gain, positive=True),
+                "remote_payload": _check_range(f"{self.name}.remote_payload_kg", remote_payload_kg),
                 "loaded_gain": _check_range(f"{self.name}.loaded_gain", loaded_gain, positive=True),
                 "loaded_payload": _check_range(f"{self.name}.loaded_payload_kg", loaded_payload_kg),
                 "loaded_current_limit": _check_range(
@@ -475,7 +477,7 @@ class ArmFleetFamily(ArmDynamicsFamily):
             if remote:
                 gain = _log_uniform(rng, *r["remote_gain"], joints)
                 latency = rng.uniform(*r["remote_latency"])
-                payload = rng.uniform(0.0, 0.2)
+                payload = rng.uniform(*r["remote_payload"])
                 limit: Any = 1.0
             else:
                 gain = _log_uniform(rng, *r["loaded_gain"], joints)

@@ -21,6 +21,10 @@ for every instruction the servo receives and ``check_watchdog`` on time.
 
 Indirect Address/Data items work: Indirect Data N reads and writes the byte at Indirect Address N.
 
+Per model, from its table: Present Current in the model's unit (2.69 mA on an X430/X540, 1 mA on an X330)
+or Present Load (XL430), from the plant's torque through the spec sheet's stall torque and current, and
+Present Input Voltage at the model's nominal supply (12 V; 5 V for an X330).
+
 Firmware Version (6) starts as the model's (``ControlTable.firmware_version``) and survives a factory
 reset; PING reports it, and FAST SYNC READ is answered only from a firmware that has it
 (``ControlTable.has_fast_sync_read``): set it older (``servo.set("firmware_version", 44)``) to see a
@@ -48,7 +52,6 @@ import numpy as np
 
 from pearl_robot.dynamixel import protocol as proto
 from pearl_robot.dynamixel.control_table import (
-    AMPS_PER_CURRENT_UNIT,
     BAUD_RATES,
     CENTER_TICKS,
     POSITION_MODES,
@@ -68,7 +71,6 @@ WATCHDOG_FIRED = -1  # Bus Watchdog (98) after it stopped the servo
 GOAL_LIMITS = (("goal_velocity", "velocity_limit"), ("goal_current", "current_limit"), ("goal_pwm", "pwm_limit"))
 _REVERSE = int(DriveMode.REVERSE)
 _TORQUE_ON_BY_GOAL_UPDATE = int(DriveMode.TORQUE_ON_BY_GOAL_UPDATE)
-PRESENT_INPUT_VOLTAGE = 120  # 12.0 V
 PRESENT_TEMPERATURE = 38  # deg C
 
 
@@ -96,7 +98,7 @@ class VirtualServo:
         self.sensor_noise_ticks = float(sensor_noise_ticks)  # std of Gaussian encoder noise (a worn or noisy encoder)
         self._noise = np.random.default_rng(noise_seed)
         self.clock = clock
-        self.input_voltage = PRESENT_INPUT_VOLTAGE  # 0.1 V units
+        self.input_voltage = int(round(table.nominal_voltage_v * 10))  # 0.1 V units: its spec sheet's supply
         self.temperature = PRESENT_TEMPERATURE  # deg C
         self._t0 = clock()
         self._heard_at = clock()  # when the last instruction packet for this servo arrived
@@ -123,7 +125,8 @@ class VirtualServo:
         self._read_plans: dict[tuple[int, int], _ReadPlan] = {}
         if "present_current" in table:
             self._effort_item = "present_current"
-            self._effort_per_nm = table.stall_current_a / table.stall_torque_nm / AMPS_PER_CURRENT_UNIT
+            # the model's own current unit (2.69 mA on an X430/X540, 1 mA on an X330)
+            self._effort_per_nm = table.stall_current_a / table.stall_torque_nm / table["present_current"].scale
         else:
             self._effort_item = "present_load"
             self._effort_per_nm = 1000.0 / table.stall_torque_nm

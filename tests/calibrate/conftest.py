@@ -7,7 +7,7 @@ from calibration_helpers import HIDDEN_DIRECTIONS, HIDDEN_OFFSETS_TICKS, CliRun,
 
 from pearl_robot.paths import resolve_hardware
 from pearl_robot.robot.spec import load_spec
-from pearl_robot.virtual import VirtualServoBus
+from pearl_robot.virtual import virtual_bus_from_spec
 
 
 @pytest.fixture
@@ -37,7 +37,7 @@ def make_bus(spec):
         options.setdefault("hidden_offsets_ticks", HIDDEN_OFFSETS_TICKS)
         options.setdefault("hidden_directions", HIDDEN_DIRECTIONS)
         options.setdefault("return_delay_time", 0)
-        bus = VirtualServoBus.from_spec(spec, **options).start()
+        bus = virtual_bus_from_spec(spec, **options).start()
         buses.append(bus)
         return bus
 

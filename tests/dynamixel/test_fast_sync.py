@@ -164,8 +164,8 @@ def test_a_combined_packet_of_another_read_is_late_and_a_wrong_id_unexpected():
 
 
 def test_the_support_rule_is_the_emanuals():
-    # X430/540 from firmware 45: every model this project knows is an X430
+    # X430/540 from firmware 45, X330 from firmware 46
     for table in MODELS.values():
-        assert table.fast_sync_read_firmware == 45
+        assert table.fast_sync_read_firmware == (46 if table.model[2:5] == "330" else 45)
     assert XM430_W350.has_fast_sync_read(45) and XM430_W350.has_fast_sync_read(46)
     assert not XM430_W350.has_fast_sync_read(44) and not XL430_W250.has_fast_sync_read(38)

@@ -17,7 +17,7 @@ def test_shipped_arm_loads():
     assert spec.joint_names == ("joint1", "joint2", "joint3", "joint4", "gripper")
     assert [j.servo_id for j in spec.joints] == [11, 12, 13, 14, 15]
     assert {j.model for j in spec.joints} == {"XM430-W350"}
-    assert spec.bus.baudrate == 1_000_000 and spec.bus.protocol == 2.0
+    assert spec.bus.baudrate == 1_000_000 and spec.bus.protocol == "dynamixel"
     assert spec.period_s == pytest.approx(0.05)
     assert list(spec.arm_joint_indices) == [0, 1, 2, 3]
     assert spec.mjcf is not None and spec.mjcf.exists()

@@ -81,7 +81,7 @@ def test_new_baud_rate_and_id_take_effect_after_the_status_packet(make_bus, make
 def test_unknown_model_or_speed_is_a_config_error(spec):
     joints = list(spec.joints)
     joints[1] = dataclasses.replace(joints[1], model="XM999-W1")
-    with pytest.raises(ConfigError, match=r"joints\[1\]\.model.*XM999-W1.*known: XL430-W250, XM430-W210"):
+    with pytest.raises(ConfigError, match=r"joints\[1\]\.model.*XM999-W1.*known: .*XL430-W250, XM430-W210"):
         VirtualServoBus.from_spec(dataclasses.replace(spec, joints=tuple(joints)), physics=False)
     odd_bus = dataclasses.replace(spec.bus, baudrate=500_000)
     with pytest.raises(ConfigError, match="bus.baudrate.*500000 bps is not a Dynamixel X-series baud rate"):
