@@ -25,7 +25,7 @@ from pearl_robot.bringup.timing import RoundTrip, StressResult, round_trip, stre
 from pearl_robot.dynamixel.adapter import AdapterInfo, inspect_adapter, set_low_latency
 from pearl_robot.dynamixel.bus import CommError, DynamixelBus
 from pearl_robot.dynamixel.control_table import hardware_error_names
-from pearl_robot.robot.serial_robot import MAX_LATENESS_SHARE
+from pearl_robot.robot.servo_arm import MAX_LATENESS_SHARE
 from pearl_robot.robot.spec import RobotSpec
 
 LOSS_ERROR_RATE = 0.01  # more status packets lost than this in the stress test is an error

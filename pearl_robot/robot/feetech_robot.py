@@ -55,8 +55,8 @@ from pearl_robot.feetech.control_table import (
     control_table,
 )
 from pearl_robot.feetech.protocol import StatusError, error_names
-from pearl_robot.robot.base import Fault, Robot, RobotState
-from pearl_robot.robot.serial_robot import SerialRobot
+from pearl_robot.robot.base import Fault, RobotState
+from pearl_robot.robot.servo_arm import ServoBusRobot
 from pearl_robot.robot.spec import RobotSpec
 from pearl_robot.servo_bus import SerialTransport, Transport
 
@@ -77,7 +77,7 @@ def feedback_items(table: FeetechControlTable) -> list[str]:
     return names + (["present_current"] if "present_current" in table else [])
 
 
-class FeetechRobot(Robot):
+class FeetechRobot(ServoBusRobot):
     realtime = True
     needs_calibration = True  # open_robot applies calibration/<robot-id>.yaml (CalibratedRobot)
     SERVO_FAMILY, BAUDRATES = "Feetech", FEETECH_BAUDRATES  # what the registry accepts for ?baudrate=
@@ -174,23 +174,6 @@ class FeetechRobot(Robot):
     @classmethod
     def from_address(cls, address: str, spec: RobotSpec, **options: object) -> FeetechRobot:
         return cls(spec, address, **options)
-
-    # The protocol-neutral parts of SerialRobot, shared as they are: they use only what both backends
-    # have (device, ids, spec, bus with measure_latency/latency/stats, stats, adapter, notices,
-    # fault_action, _last_ticks, _sync_write_value, _decode, _sync_read_state, _enable_on_bus, _torque_off).
-    joint_label = SerialRobot.joint_label
-    _note = SerialRobot._note
-    _check_adapter = SerialRobot._check_adapter
-    _measure_round_trip = SerialRobot._measure_round_trip
-    _lateness_advice = SerialRobot._lateness_advice
-    _no_answer_text = SerialRobot._no_answer_text
-    _read_state = SerialRobot._read_state
-    _guard = SerialRobot._guard
-    _enable = SerialRobot._enable  # _guard(_enable_on_bus)
-    _disable = SerialRobot._disable  # _guard(_torque_off)
-    _safe_stop = SerialRobot._safe_stop
-    bus_latency_ms = SerialRobot.bus_latency_ms
-    stats_dict = SerialRobot.stats_dict
 
     # ---- units -------------------------------------------------------------------------------------
     def ticks_to_rad(self, ticks: np.ndarray) -> np.ndarray:

@@ -61,8 +61,7 @@ import numpy as np
 
 from pearl_robot.dynamixel import fast_sync
 from pearl_robot.dynamixel import protocol as proto
-from pearl_robot.dynamixel.adapter import inspect_adapter, set_low_latency
-from pearl_robot.dynamixel.bus import CommError, DynamixelBus, PortError, SerialTransport, Transport
+from pearl_robot.dynamixel.bus import CommError, DynamixelBus, SerialTransport, Transport
 from pearl_robot.dynamixel.control_table import (
     CENTER_TICKS,
     MODELS_BY_NUMBER,
@@ -79,19 +78,17 @@ from pearl_robot.dynamixel.control_table import (
     model_name,
 )
 from pearl_robot.errors import ConfigError, RobotFault
-from pearl_robot.robot.base import Fault, Robot, RobotState
+from pearl_robot.robot.base import Fault, RobotState
+from pearl_robot.robot.servo_arm import ServoBusRobot
 from pearl_robot.robot.spec import RobotSpec
 
 log = logging.getLogger(__name__)
 
-STALE_READS_BEFORE_FAULT = 5  # state reads in a row without a fresh answer before the bus counts as lost
 BUS_WATCHDOG_UNIT_S = 0.020
 BUS_WATCHDOG_FIRED = -1
 REALTIME_TICK_WRAP_MS = 32768
 REALTIME_TICK_TOLERANCE_MS = 2.0  # 1 ms resolution, truncated, on either side
 EXACT_TICKS = 1 << 22  # |ticks| below this round-trip through radians exactly (see _goal_ticks)
-# Transport lateness beyond this share of the control period leaves no room for a cycle: refused.
-MAX_LATENESS_SHARE = 0.6
 
 # Hardware Error Status bit -> the fault kind SafeRobot stops on
 FAULT_KINDS = {
@@ -125,7 +122,7 @@ def _packed_struct(items: list[Field]) -> struct.Struct:
     return struct.Struct("<" + "".join(c if f.signed else c.upper() for c, f in zip(codes, items)))
 
 
-class SerialRobot(Robot):
+class SerialRobot(ServoBusRobot):
     realtime = True
     needs_calibration = True  # open_robot applies calibration/<robot-id>.yaml (CalibratedRobot)
 
@@ -234,9 +231,6 @@ class SerialRobot(Robot):
         name = "present_current" if "present_current" in table else "present_load"
         return table[name].scale
 
-    def joint_label(self, servo_id: int) -> str:
-        return f"{self.spec.joint_names[self.ids.index(servo_id)]} (id {servo_id})"
-
     # ---- units -------------------------------------------------------------------------------------
     def ticks_to_rad(self, ticks: np.ndarray) -> np.ndarray:
         """Raw angle: the servo's own, 0 at its centre tick (2048)."""
@@ -274,26 +268,6 @@ class SerialRobot(Robot):
             self.bus.close()
             self.bus = None
             raise
-
-    def _note(self, text: str) -> None:
-        self.notices.append(text)
-        log.warning("%s: %s", self.device, text)
-
-    def _check_adapter(self, transport: SerialTransport) -> None:
-        """The USB adapter's latency timer: 1 ms where permitted, else one line saying what to run."""
-        self.adapter = info = inspect_adapter(self.device)
-        if info.latency_timer_ms is None or info.latency_timer_ms <= 1:
-            return
-        if self.low_latency:
-            done, message = set_low_latency(self.device, port=transport.port)
-            if done:
-                self.adapter = inspect_adapter(self.device)
-                self._note(message)
-                return
-        self._note(
-            f"the USB adapter's latency timer is {info.latency_timer_ms} ms, so every reply comes up to "
-            f"{info.latency_timer_ms} ms late; run: {info.advice()}"
-        )
 
     def _configure(self) -> None:
         bus = self.bus
@@ -388,50 +362,6 @@ class SerialRobot(Robot):
         read = self.bus.fast_sync_read if self.state_read == "fast_sync_read" else self.bus.sync_read
         return read(*self._state_block, self.ids, retries=retries)
 
-    def _measure_round_trip(self) -> None:
-        """Ping every servo with a generous deadline and derive the deadlines from what came back."""
-        bus = self.bus
-        try:
-            measured = bus.measure_latency(self.ids, pings=3)
-        except CommError as exc:
-            raise RobotFault(self._no_answer_text(self.ids[0], exc, every=True)) from None
-        late_ms = measured.lateness_max_s * 1e3
-        if measured.lateness_max_s > MAX_LATENESS_SHARE * self.spec.period_s:
-            raise RobotFault(
-                f"{self.device}: servos answer, but up to {late_ms:.1f} ms late: no room for a "
-                f"{self.spec.control_rate_hz:g} Hz control cycle; {self._lateness_advice()}"
-            )
-        if late_ms > max(4.0, 2.0 * self.latency_timer_ms):
-            self._note(
-                f"replies come up to {late_ms:.1f} ms late (the hardware file assumes a "
-                f"{self.latency_timer_ms:g} ms latency timer); deadlines follow the measurement "
-                f"(to win the time back: {self._lateness_advice()})"
-            )
-
-    def _lateness_advice(self) -> str:
-        info = self.adapter
-        if info is not None and info.latency_timer_ms is not None and info.latency_timer_ms > 1:
-            return f"the USB adapter's latency timer is {info.latency_timer_ms} ms: {info.advice()}"
-        return (
-            "check the USB adapter's latency timer (`pearl-robot doctor`), "
-            "or widen the deadline with ?timeout_margin_ms=N"
-        )
-
-    def _no_answer_text(self, servo_id: int, exc: CommError, every: bool = False) -> str:
-        """No reply at all, or replies that come late: say which, and what to check."""
-        if exc.late_replies:
-            who = "the servos answer" if every else f"servo {self.joint_label(servo_id)} answers"
-            late = f", the last {exc.lateness_s * 1e3:.1f} ms after its instruction" if exc.lateness_s else ""
-            return (
-                f"{self.device}: {who}, but late ({exc.late_replies} replies after their deadline{late}); "
-                f"{self._lateness_advice()}"
-            )
-        who = "no servo answers a ping" if every else f"servo {self.joint_label(servo_id)} does not answer a ping"
-        return (
-            f"{self.device}: {who} (no reply at all); check power, wiring, "
-            f"{'the ids' if every else 'its id'} and the baud rate ({self.baudrate})"
-        )
-
     def _ensure(self, servo_id: int, item: Field, value: int) -> None:
         if self.bus.ensure_value(servo_id, item, value) and item.eeprom:
             self.stats["eeprom_writes"] += 1
@@ -469,9 +399,6 @@ class SerialRobot(Robot):
         attempt = self.bus.timeout_s(tx, rx, len(self.ids))
         return min(self.retries, max(1, int(budget_s // attempt) - 1))
 
-    def _enable(self) -> None:
-        self._guard(self._enable_on_bus)
-
     def _enable_on_bus(self) -> None:
         if self.hardware_errors:
             raise RobotFault(
@@ -491,9 +418,6 @@ class SerialRobot(Robot):
             raise RobotFault(f"servo {names} refused torque on (a shutdown needs clear_faults())")
         if self.bus_watchdog_units:
             self._sync_write_value("bus_watchdog", dict.fromkeys(self.ids, self.bus_watchdog_units))
-
-    def _disable(self) -> None:
-        self._guard(self._torque_off)
 
     def _torque_off(self) -> None:
         """Bus Watchdog off (which clears a watchdog error too), then torque off everywhere, confirmed
@@ -537,34 +461,6 @@ class SerialRobot(Robot):
             timestamp=min(self._last_read_at),  # when the oldest joint's reply arrived
             faults=tuple(faults) + tuple(self._faults()) if faults or self.hardware_errors else (),
         )
-
-    def _read_state(self) -> tuple[list[float], list[float], list[float] | None, list[Fault]]:
-        """One state read; joints whose fresh answer did not come keep their last values, flagged."""
-        missing: tuple[int, ...] = ()
-        late = 0
-        try:
-            replies = self._sync_read_state(retries=self._read_retries)
-        except CommError as exc:
-            if self._last_read is None or self._stale_streak + 1 >= STALE_READS_BEFORE_FAULT:
-                raise
-            replies, missing, late = exc.partial, exc.missing_ids, exc.late_replies
-        ticks, velocity, effort, faults, old = self._decode(replies)
-        if not missing and not old:
-            self._stale_streak = 0
-            return ticks, velocity, effort, faults
-        if self._stale_streak + 1 >= STALE_READS_BEFORE_FAULT:
-            ids = ", ".join(map(str, sorted({*missing, *old})))
-            raise CommError(f"servo id {ids}: {STALE_READS_BEFORE_FAULT} reads in a row without a fresh reply")
-        self._stale_streak += 1
-        self.stats["stale_reads"] += 1
-        now = time.monotonic()
-        for k, servo_id in enumerate(self.ids):
-            if servo_id in missing or servo_id in old:
-                why = "its reply answered an earlier read" if servo_id in old else "no fresh reply in time"
-                age_ms = 1e3 * (now - self._last_read_at[k])
-                detail = f"servo id {servo_id}: {why}; state {age_ms:.0f} ms old" + (f" ({late} late)" if late else "")
-                faults.append(Fault("stale_read", self.spec.joint_names[k], detail))
-        return ticks, velocity, effort, faults
 
     def _read_ticks(self) -> tuple[list[float], list[float], list[float] | None]:
         """A fresh state read (no stale fallback): connect, enable and the fault paths use it."""
@@ -741,43 +637,3 @@ class SerialRobot(Robot):
                 if bits:
                     self.hardware_errors[servo_id] = bits
             self._guard(self._map_state_block)  # RAM: a reboot cleared the indirect map
-
-    def _guard(self, action):
-        """Run a bus action; a lost bus makes the arm safe, enters ERROR and raises RobotFault."""
-        if self.bus is None:
-            raise RobotFault(f"{self.device}: the port is closed")
-        try:
-            return action()
-        except (CommError, PortError) as exc:
-            self.stats["comm_failures"] += 1
-            self._safe_stop()
-            reason = f"{self.device}: {exc}"
-            self.fail(reason)
-            told = "hold its last measured position" if self.fault_action == "hold" else "turn torque off"
-            raise RobotFault(
-                f"{reason}. The arm was told to {told} (where the bus still works); "
-                "the robot is in ERROR: disable() or close() it"
-            ) from exc
-
-    def _safe_stop(self) -> None:
-        try:
-            if self.fault_action == "torque_off":
-                self._sync_write_value("torque_enable", dict.fromkeys(self.ids, 0))
-            elif self._last_ticks is not None:
-                self._sync_write_value("goal_position", dict(zip(self.ids, [int(t) for t in self._last_ticks])))
-            self.stats["safe_stops"] += 1
-        except RobotFault:
-            self.stats["safe_stop_failed"] += 1
-
-    @property
-    def bus_latency_ms(self) -> float | None:
-        """The transport lateness measured at connect (round trip beyond wire time and return delay)."""
-        bus = self.bus
-        measured = bus.latency if bus is not None else self._latency
-        return None if measured is None else measured.lateness_max_s * 1e3
-
-    def stats_dict(self) -> dict[str, int]:
-        """Robot-level counters and the bus's (retries, timeouts, crc_errors, ...)."""
-        out = dict(self.stats)
-        out.update({f"bus_{k}": v for k, v in self.bus_stats.items()})
-        return out

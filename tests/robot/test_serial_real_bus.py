@@ -216,18 +216,18 @@ def test_a_slow_latency_timer_is_set_low_or_named_with_the_command_to_run(make_b
     """The adapter lookup itself is tested on a sysfs tree in tests/bringup; here: what connect does
     with its answer (a pty has no latency timer, so the adapter is described as a stock FTDI)."""
     from pearl_robot.dynamixel.adapter import AdapterInfo
-    from pearl_robot.robot import serial_robot
+    from pearl_robot.robot import servo_arm
 
     timer = "/sys/bus/usb-serial/devices/ttyUSB0/latency_timer"
     ftdi = AdapterInfo("/dev/ttyUSB0", "ttyUSB0", True, "ftdi_sio", 16, timer)
-    monkeypatch.setattr(serial_robot, "inspect_adapter", lambda device: ftdi)
+    monkeypatch.setattr(servo_arm, "inspect_adapter", lambda device: ftdi)
     attempts = []
 
     def refuse(device, port=None):
         attempts.append(port)
         return False, "no permission to write the latency timer"
 
-    monkeypatch.setattr(serial_robot, "set_low_latency", refuse)
+    monkeypatch.setattr(servo_arm, "set_low_latency", refuse)
     bus = make_bus(physics=False, return_delay_time=0)
     robot = SerialRobot(spec, bus.device_path, timeout_margin_ms=20.0)
     with robot:
