@@ -23,6 +23,10 @@ and a scripted hand in another process (``pearl-robot virtual-bus --operator``) 
 - all LEDs blinking (off, then on, every ``blink_s``): move every joint through its full range;
 - all LEDs off: nothing to do (before the first step, after the last).
 
+An arm without servo LEDs (Feetech STS) shows the same cues in a cue file (``CueFile``, ``calibrate
+joints --cue-file PATH``): JSON ``{"lit": [joint indices]}``, replaced atomically at each change, for a
+second screen, a lab's own indicator, or the scripted hand (``virtual-bus --operator --operator-cues PATH``).
+
 The steps always come in this order: the pose, then for each joint in the hardware file's order its
 move and its way back to the pose, then the range sweep.
 """
@@ -30,10 +34,13 @@ move and its way back to the pose, then the range sweep.
 from __future__ import annotations
 
 import contextlib
+import json
+import os
 import time
 from collections import deque
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
@@ -126,6 +133,31 @@ class ServoLeds:
         address = self.robot.tables[0]["led"].address  # the same address on every X-series model
         self.robot.bus.sync_write(address, 1, {i: bytes((k in lit,)) for k, i in enumerate(self.robot.ids)})
         self._lit = lit
+
+
+class CueFile:
+    """The cues as a file (see the module docstring): what an arm without servo LEDs shows them on."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self._lit: frozenset[int] | None = None
+
+    def show(self, joints: Collection[int]) -> None:
+        lit = frozenset(int(k) for k in joints)
+        if lit == self._lit:
+            return
+        partial = self.path.with_name(f".{self.path.name}.partial")
+        partial.write_text(json.dumps({"lit": sorted(lit)}))
+        os.replace(partial, self.path)  # a reader sees the old cue or the new one, never half of one
+        self._lit = lit
+
+
+def read_cue_file(path: str | os.PathLike[str]) -> frozenset[int] | None:
+    """The joints a cue file lights; None where there is none yet (or it cannot be read)."""
+    try:
+        return frozenset(int(k) for k in json.loads(Path(path).read_text())["lit"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def led_indicator(robot: Robot) -> ServoLeds | None:

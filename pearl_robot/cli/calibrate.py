@@ -48,6 +48,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="the calibration pose: comma-separated joint angles in radians, one per joint (default all zeros)",
     )
+    joints.add_argument(
+        "--cue-file",
+        type=Path,
+        default=None,
+        help='show each step\'s cue in this file (JSON {"lit": [joints]}) instead of the servo LEDs: for arms '
+        "without LEDs (Feetech), a second screen, or `virtual-bus --operator --operator-cues FILE`",
+    )
     joints.set_defaults(func=run_joints)
 
     sysid = sub.add_parser(
@@ -95,6 +102,7 @@ class TerminalOperator:
 
 def run_joints(args: argparse.Namespace) -> int:
     from pearl_robot.calibrate.joints import (
+        CueFile,
         JointCalibrationProcedure,
         JointCalibrationSettings,
         led_indicator,
@@ -112,11 +120,12 @@ def run_joints(args: argparse.Namespace) -> int:
     settings = JointCalibrationSettings(range_sweep_s=args.range_seconds, step_timeout_s=args.timeout)
     print(f"Calibrating {spec.robot_id} on {args.robot} ({spec.num_joints} joints). Torque stays off throughout.")
     with raw:
-        leds = led_indicator(raw)
-        if leds is not None:
-            print("The servo LEDs show each step: all lit = the calibration pose, one lit = move that joint, all")
+        cues = CueFile(args.cue_file) if args.cue_file is not None else led_indicator(raw)
+        if cues is not None:
+            where = f"The cue file {args.cue_file}" if args.cue_file is not None else "The servo LEDs"
+            print(f"{where} shows each step: all lit = the calibration pose, one lit = move that joint, all")
             print("blinking = sweep every joint through its range.")
-        procedure = JointCalibrationProcedure(raw, spec, TerminalOperator(interactive), settings, pose, leds)
+        procedure = JointCalibrationProcedure(raw, spec, TerminalOperator(interactive), settings, pose, cues)
         calibration = procedure.run()
     path = calibration.save(args.out or default_path(spec.robot_id))
     for name, cal in calibration.joints.items():

@@ -99,6 +99,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "`calibrate joints` the same --pose)",
     )
     parser.add_argument(
+        "--operator-cues",
+        type=Path,
+        default=None,
+        help="--operator: follow the cues of `calibrate joints --cue-file FILE` instead of the servos' LEDs "
+        "(arms without LEDs, e.g. Feetech STS)",
+    )
+    parser.add_argument(
         "--hidden-offsets",
         default=None,
         help="comma-separated per-joint encoder offsets in ticks that a client does not know (calibration tests)",
@@ -292,8 +299,15 @@ def run(args: argparse.Namespace) -> int:
         firmware_version=args.firmware_version,
         pace_wire_time=args.pace_wire_time,
     )
-    if args.operator and not all("led" in servo.table for servo in bus.servos):
-        raise ConfigError("--operator", "<value>", f"follows the servos' LEDs; {spec.bus.protocol} servos have none")
+    if args.operator_cues is not None and not args.operator:
+        raise ConfigError("--operator-cues", "<value>", "is where the --operator's hand reads its cues; add --operator")
+    if args.operator and args.operator_cues is None and not all("led" in servo.table for servo in bus.servos):
+        raise ConfigError(
+            "--operator",
+            "<value>",
+            f"follows the servos' LEDs and {spec.bus.protocol} servos have none: give the hand the cue file, "
+            "--operator-cues FILE, and `calibrate joints` the same --cue-file FILE",
+        )
     stop = threading.Event()
 
     def request_stop(signum: int, _frame: object) -> None:
@@ -310,7 +324,7 @@ def run(args: argparse.Namespace) -> int:
         ids = ", ".join(f"{j.name}={j.servo_id}" for j in spec.joints)
         log(f"virtual-bus: {spec.robot_id}, {spec.bus.protocol} servos on {bus.device_path} ({ids}); dynamics {source}")
         if args.operator:
-            operator = VirtualOperator(bus, spec, pose, log=log).start()
+            operator = VirtualOperator(bus, spec, pose, log=log, cue_file=args.operator_cues).start()
         while not stop.wait(0.1):
             if bus.vanished.is_set():
                 log("virtual-bus: the device vanished (fault injection)")

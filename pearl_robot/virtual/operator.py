@@ -1,5 +1,6 @@
 """A scripted operator's hand that follows ``pearl-robot calibrate joints`` by its LED cues
-(``pearl-robot virtual-bus --operator``).
+(``pearl-robot virtual-bus --operator``), or by its cue file on an arm without servo LEDs
+(``--operator-cues FILE`` with ``calibrate joints --cue-file FILE``).
 
 The calibration runs in another process, so the hand watches what a person at the arm would watch:
 the servos' LEDs (the cues are listed in ``pearl_robot.calibrate.joints``), read from the virtual
@@ -18,6 +19,7 @@ says what it does, so the person at the keyboard presses Enter once it says "the
 from __future__ import annotations
 
 import math
+import os
 import threading
 import time
 from collections import deque
@@ -26,6 +28,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
+
+from pearl_robot.calibrate.joints import read_cue_file
 
 if TYPE_CHECKING:
     from pearl_robot.robot.spec import RobotSpec
@@ -59,9 +63,14 @@ class VirtualOperator:
         poll_s: float = 0.01,
         seed: int = 0,
         log: Callable[[str], None] | None = None,
+        cue_file: str | os.PathLike[str] | None = None,
     ) -> None:
         """``tremor_rad``: RMS of the hand's jitter (1 mrad, under a tick), correlated over
-        ``tremor_time_s``; ``blink_window_s``: LEDs that went on and off twice within it are blinking."""
+        ``tremor_time_s``; ``blink_window_s``: LEDs that went on and off twice within it are blinking;
+        ``cue_file``: follow the cues of ``calibrate joints --cue-file`` instead of the LEDs (an arm
+        without servo LEDs, where the person at the arm reads them off a screen)."""
+        self.cue_file = cue_file
+        self._cue_name = "its LED is lit" if cue_file is None else "its cue is shown"
         self.bus, self.hand, self.spec = bus, bus.hand, spec
         n = spec.num_joints
         self.pose = np.zeros(n) if pose is None else np.asarray(pose, dtype=float)
@@ -98,7 +107,7 @@ class VirtualOperator:
     # ---- what the hand sees -------------------------------------------------------------------
     def _see(self, now: float) -> str | int | None:
         """The cue the LEDs show now."""
-        pattern = frozenset(int(k) for k in np.flatnonzero(self.bus.observe("led")))
+        pattern = self._lit()
         every = frozenset(range(self.spec.num_joints))
         if pattern != self._pattern and {pattern, self._pattern} == {every, frozenset()}:
             self._flips.append(now)
@@ -110,6 +119,12 @@ class VirtualOperator:
         if pattern == every:
             return POSE
         return next(iter(pattern)) if len(pattern) == 1 else None
+
+    def _lit(self) -> frozenset[int]:
+        if self.cue_file is None:
+            return frozenset(int(k) for k in np.flatnonzero(self.bus.observe("led")))
+        lit = read_cue_file(self.cue_file)
+        return self._pattern if lit is None else lit  # no file yet, or unreadable: what it showed before
 
     def _react(self, cue: str | int | None, now: float) -> None:
         if cue is None:
@@ -124,7 +139,7 @@ class VirtualOperator:
         else:
             target = self.pose.copy()
             target[cue] = min(target[cue] + self.move_rad, self.swept[1][cue])
-            self.log(f"virtual hand: {names[cue]} to {target[cue]:+.2f} rad, its positive direction (its LED is lit)")
+            self.log(f"virtual hand: {names[cue]} to {target[cue]:+.2f} rad, its positive direction ({self._cue_name})")
             plan = [Waypoint(target)]
         self._plan, self._plan_from, self._arrived_at, self._aimed = plan, now + self.reaction_s, None, False
         self._holding = True
