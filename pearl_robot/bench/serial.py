@@ -369,6 +369,12 @@ def run(args: argparse.Namespace) -> dict[str, object]:
     from pearl_robot.bench import serial_feetech
     from pearl_robot.robot.spec import load_spec
 
+    for name in ("cycles", "block", "episode_cycles", "late_cycles"):
+        if getattr(args, name) < 1:
+            flag = "--" + name.replace("_", "-")
+            raise PearlRobotError(f"{flag} must be at least 1, got {getattr(args, name)} (only --rate-cycles 0 skips)")
+    if args.rate_cycles < 0:
+        raise PearlRobotError(f"--rate-cycles must be 0 (skip) or more, got {args.rate_cycles}")
     spec = load_spec(args.hardware)
     runs = {"dynamixel": run_dynamixel, "feetech": serial_feetech.run}
     return runs[spec.bus.protocol](args, spec)
