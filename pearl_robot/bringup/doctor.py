@@ -1,12 +1,15 @@
 """``Doctor``: bring-up diagnosis of a servo bus, each check a finding with a recommendation.
 
-In order: a broadcast-ping scan at every X-series baud rate (the arm's first) compared with the
-hardware YAML; each servo's Return Delay Time, Hardware Error Status and torque (a hardware error is
-cleared by a REBOOT, done only when ``confirm`` agrees); the adapter's latency timer; ping round trips
+The protocol is the hardware YAML's ``bus.protocol`` (``Link.protocol``: Dynamixel or Feetech). In order:
+a broadcast-ping scan at every baud rate of the protocol (the arm's first) compared with the hardware
+YAML; each servo's Return Delay Time, error status and torque (a Dynamixel hardware error is cleared by
+a REBOOT, done only when ``confirm`` agrees; a Feetech servo has none: power-cycle it); the adapter's
+latency timer; ping round trips
 per servo and their lateness (time beyond wire time + Return Delay Time); a sync-read stress test of
 the state block at the deadlines the control loop uses, without retries. Findings describe the bus as
-found; with ``fix`` the safe ones are applied afterwards (Return Delay Time 0, latency timer 1 ms),
-each a ``Change`` read back, and marked ``fixed``.
+found; with ``fix`` the safe ones are applied afterwards (Return Delay Time 0, on Feetech through the
+Lock register so that it survives a power cycle; latency timer 1 ms), each a ``Change`` read back, and
+marked ``fixed``.
 """
 
 from __future__ import annotations
@@ -23,10 +26,9 @@ from pearl_robot.bringup.link import Link, ScanResult, scan
 from pearl_robot.bringup.servos import ServoReport, from_scan, inspect
 from pearl_robot.bringup.timing import RoundTrip, StressResult, round_trip, stress
 from pearl_robot.dynamixel.adapter import AdapterInfo, inspect_adapter, set_low_latency
-from pearl_robot.dynamixel.bus import CommError, DynamixelBus
-from pearl_robot.dynamixel.control_table import hardware_error_names
 from pearl_robot.robot.servo_arm import MAX_LATENESS_SHARE
 from pearl_robot.robot.spec import RobotSpec
+from pearl_robot.servo_bus import CommError
 
 LOSS_ERROR_RATE = 0.01  # more status packets lost than this in the stress test is an error
 
@@ -85,7 +87,8 @@ class Doctor:
         adapter = inspect_adapter(link.device, sysfs_root=s.sysfs_root)
         expected = [j.servo_id for j in self.spec.joints]
         results = scan(link, link.scan_order(), s.scan_wait_s, confirm_ids=expected)
-        report = DoctorReport(link, self.spec, adapter, results, from_scan(self.spec, results, link.baudrate))
+        servos = from_scan(self.spec, results, link.baudrate, link.protocol)
+        report = DoctorReport(link, self.spec, adapter, results, servos)
         report.findings += self._scan_findings(report.servos)
         for baud, group in self._by_baud(report.servos).items():
             with link.open(baud, margin_ms=s.ping_margin_ms) as bus:
@@ -124,7 +127,8 @@ class Doctor:
 
     def _scan_findings(self, servos: dict[int, ServoReport]) -> list[Finding]:
         link, out = self.link, []
-        setup = f"connect it alone and run pearl-robot setup-servo --robot serial:{link.device}"
+        protocol = link.protocol
+        setup = f"connect it alone and run {link.command('setup-servo')}"
         for sv in servos.values():
             name = f"id {sv.servo_id}" + (f" ({sv.joint})" if sv.joint else "")
             if sv.expected and not sv.found:
@@ -133,7 +137,8 @@ class Doctor:
                         "error",
                         f"{name} does not answer at any baud rate",
                         (
-                            f"check its cable and power; a new servo answers as id 1 at 57600: {setup} "
+                            f"check its cable and power; a new servo answers as id {protocol.factory_id} at "
+                            f"{protocol.factory_baud}: {setup} "
                             f"--id {sv.servo_id} --baud {link.baudrate}"
                         ),
                         sv.servo_id,
@@ -181,23 +186,26 @@ class Doctor:
         return out
 
     # ---- per servo -----------------------------------------------------------------------------------
-    def _hardware_error(self, bus: DynamixelBus, sv: ServoReport, changes: list[Change]) -> list[Finding]:
+    def _hardware_error(self, bus: Any, sv: ServoReport, changes: list[Change]) -> list[Finding]:
         if not sv.hardware_error:
             return []
-        names = ", ".join(hardware_error_names(sv.hardware_error)) or f"bits {sv.hardware_error:#04x}"
+        protocol = sv.protocol
+        names = ", ".join(protocol.error_names(sv.hardware_error)) or f"bits {sv.hardware_error:#04x}"
         finding = Finding(
             "error",
             f"id {sv.servo_id} reports a hardware error: {names}",
-            ("remove the cause (load, heat, supply voltage, wiring), then REBOOT the servo: pearl-robot doctor --yes"),
+            f"remove the cause (load, heat, supply voltage, wiring), {protocol.clear_error_advice}",
             sv.servo_id,
         )
+        if not protocol.can_reboot:
+            return [finding]
         if not self.confirm(f"id {sv.servo_id} reports a hardware error ({names}); reboot it to clear the error?"):
             finding.recommendation += " (not rebooted: not confirmed)"
             return [finding]
-        bus.reboot(sv.servo_id)
-        eeprom.wait_for(bus, sv.servo_id)
-        before, sv.hardware_error = sv.hardware_error, bus.read_value(sv.servo_id, sv.table["hardware_error_status"])
-        sv.torque_enabled = bool(bus.read_value(sv.servo_id, sv.table["torque_enable"]))
+        protocol.reboot(bus, sv.servo_id)
+        eeprom.wait_for(bus, protocol, sv.servo_id)
+        before, sv.hardware_error = sv.hardware_error, protocol.read(bus, sv.servo_id, sv.table, protocol.error_item)
+        sv.torque_enabled = bool(protocol.read(bus, sv.servo_id, sv.table, "torque_enable"))
         changes.append(Change("hardware_error_status", before, sv.hardware_error, sv.servo_id, note="rebooted"))
         finding.fixed = not sv.hardware_error
         if not finding.fixed:
@@ -210,7 +218,7 @@ class Doctor:
             sv.servo_id: Finding(
                 "warn",
                 f"id {sv.servo_id}: Return Delay Time {sv.return_delay_us:g} us before every reply",
-                f"set it to 0 (reply at once): pearl-robot doctor --robot serial:{self.link.device} --fix",
+                f"set it to 0 (reply at once): {self.link.command('doctor')} --fix",
                 sv.servo_id,
             )
             for sv in servos.values()
@@ -226,23 +234,24 @@ class Doctor:
             return Finding(
                 "warn",
                 f"{adapter.summary()}: status packets can arrive up to {adapter.latency_timer_ms} ms late",
-                f"set it to 1 ms: {advice}; or pearl-robot doctor --robot serial:{self.link.device} --fix",
+                f"set it to 1 ms: {advice}; or {self.link.command('doctor')} --fix",
             )
         return Finding("ok", adapter.summary())
 
     # ---- timing ------------------------------------------------------------------------------------------
     def _timing(self, arm: list[ServoReport]) -> tuple[dict[int, RoundTrip], StressResult]:
         link, s = self.link, self.settings
-        trips = {}
+        protocol, trips = link.protocol, {}
         with link.open(margin_ms=s.ping_margin_ms) as bus:
             for sv in arm:
-                trips[sv.servo_id] = round_trip(bus, sv.servo_id, sv.return_delay_us or 0.0, s.pings)
+                delay = sv.return_delay_us or 0.0
+                trips[sv.servo_id] = round_trip(bus, sv.servo_id, delay, s.pings, ping_bytes=protocol.ping_bytes)
         worst_delay = max(sv.return_delay_us or 0.0 for sv in arm)
         with link.open(retries=0, return_delay_us=worst_delay) as bus:
             ids = [sv.servo_id for sv in arm]
             with contextlib.suppress(CommError):
                 bus.measure_latency(ids)  # deadlines as SerialRobot sets them: what a control loop sees
-            result = stress(bus, ids, s.cycles)
+            result = stress(bus, ids, s.cycles, block=protocol.state_block(self.spec))
         return trips, result
 
     def _timing_findings(self, report: DoctorReport) -> list[Finding]:
@@ -339,12 +348,13 @@ class Doctor:
             else:
                 self._adapter.recommendation = message
 
-    def _fix_return_delay(self, bus: DynamixelBus, sv: ServoReport, finding: Finding, changes: list[Change]) -> None:
+    def _fix_return_delay(self, bus: Any, sv: ServoReport, finding: Finding, changes: list[Change]) -> None:
+        protocol = sv.protocol
         try:
-            if not eeprom.torque_off(bus, sv.servo_id, sv.table, self.confirm):
+            if not eeprom.torque_off(bus, protocol, sv.servo_id, sv.table, self.confirm):
                 finding.recommendation += " (not fixed: torque is on; --yes turns it off first)"
                 return
-            change = eeprom.write_if_different(bus, sv.servo_id, sv.table, "return_delay_time", 0)
+            change = eeprom.write_if_different(bus, protocol, sv.servo_id, sv.table, "return_delay_time", 0)
         except CommError as exc:
             finding.recommendation += f" (not fixed: {exc})"
             return

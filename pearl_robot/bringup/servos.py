@@ -1,20 +1,14 @@
 """What is on the bus, servo by servo, against the hardware YAML: from the scan, then each servo's
-Return Delay Time, Hardware Error Status and torque read at the baud rate it answered at."""
+Return Delay Time, error status (Dynamixel's Hardware Error Status, Feetech's Status) and torque read
+at the baud rate it answered at, through the bus's ``BusProtocol``."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pearl_robot.bringup.link import ScanResult
-from pearl_robot.dynamixel.bus import DynamixelBus
-from pearl_robot.dynamixel.control_table import (
-    MODELS_BY_NUMBER,
-    SECONDS_PER_RETURN_DELAY_UNIT,
-    ControlTable,
-    control_table,
-    hardware_error_names,
-)
+from pearl_robot.bringup.protocols import DYNAMIXEL, BusProtocol
 from pearl_robot.robot.spec import RobotSpec
 
 
@@ -31,26 +25,28 @@ class ServoReport:
     return_delay_time: int | None = None  # raw, 2 us units
     hardware_error: int | None = None
     torque_enabled: bool | None = None
+    protocol: BusProtocol = field(default=DYNAMIXEL, repr=False)
 
     @property
     def found(self) -> bool:
         return bool(self.bauds)
 
     @property
-    def table(self) -> ControlTable | None:
-        return MODELS_BY_NUMBER.get(self.model_number) if self.model_number is not None else None
+    def table(self) -> Any | None:
+        return self.protocol.model_table(self.model_number)
 
     @property
     def model(self) -> str | None:
-        if self.model_number is None:
-            return None
-        return self.table.model if self.table else f"unknown model {self.model_number}"
+        return self.protocol.model_label(self.model_number)
 
     @property
     def return_delay_us(self) -> float | None:
         if self.return_delay_time is None:
             return None
-        return round(self.return_delay_time * SECONDS_PER_RETURN_DELAY_UNIT * 1e6, 1)
+        if self.table is None:
+            return None
+        scale = self.table["return_delay_time"].scale  # seconds per unit: 2 us on both protocols
+        return round(self.return_delay_time * scale * 1e6, 1)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -65,35 +61,33 @@ class ServoReport:
             "bauds": list(self.bauds),
             "return_delay_us": self.return_delay_us,
             "hardware_error": self.hardware_error,
-            "hardware_error_names": hardware_error_names(self.hardware_error or 0),
+            "hardware_error_names": self.protocol.error_names(self.hardware_error or 0),
             "torque_enabled": self.torque_enabled,
         }
 
 
-def _model_name(model: str) -> str:
-    try:
-        return control_table(model).model
-    except KeyError:
-        return model
-
-
-def from_scan(spec: RobotSpec, scan: list[ScanResult], baudrate: int) -> dict[int, ServoReport]:
+def from_scan(
+    spec: RobotSpec, scan: list[ScanResult], baudrate: int, protocol: BusProtocol = DYNAMIXEL
+) -> dict[int, ServoReport]:
     """One report per YAML id and per id that answered, in id order."""
-    servos = {j.servo_id: ServoReport(j.servo_id, True, j.name, _model_name(j.model)) for j in spec.joints}
+    servos = {
+        j.servo_id: ServoReport(j.servo_id, True, j.name, protocol.canonical_model(j.model), protocol=protocol)
+        for j in spec.joints
+    }
     for result in scan:
         for servo_id, (model_number, firmware) in result.found.items():
-            servo = servos.setdefault(servo_id, ServoReport(servo_id, False))
+            servo = servos.setdefault(servo_id, ServoReport(servo_id, False, protocol=protocol))
             if servo.baud is None or result.baud == baudrate:
                 servo.model_number, servo.firmware, servo.baud = model_number, firmware, result.baud
             servo.bauds += (result.baud,)
     return dict(sorted(servos.items()))
 
 
-def inspect(bus: DynamixelBus, servo: ServoReport) -> None:
-    """Return Delay Time, Hardware Error Status and Torque Enable of a servo of a known model."""
-    table = servo.table
+def inspect(bus: Any, servo: ServoReport) -> None:
+    """Return Delay Time, error status and Torque Enable of a servo of a known model."""
+    table, protocol = servo.table, servo.protocol
     if table is None:
         return
-    servo.return_delay_time = bus.read_value(servo.servo_id, table["return_delay_time"])
-    servo.hardware_error = bus.read_value(servo.servo_id, table["hardware_error_status"])
-    servo.torque_enabled = bool(bus.read_value(servo.servo_id, table["torque_enable"]))
+    servo.return_delay_time = protocol.read(bus, servo.servo_id, table, "return_delay_time")
+    servo.hardware_error = protocol.read(bus, servo.servo_id, table, protocol.error_item)
+    servo.torque_enabled = bool(protocol.read(bus, servo.servo_id, table, "torque_enable"))

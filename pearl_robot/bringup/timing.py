@@ -1,19 +1,21 @@
-"""Timing on the wire: ping round trips (and how late they are) and the sync-read stress test."""
+"""Timing on the wire: ping round trips (and how late they are) and the sync-read stress test, on
+either protocol's bus (the defaults are Dynamixel's: ``BusProtocol.ping_bytes`` and ``state_block``
+give another's)."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-from pearl_robot.dynamixel import protocol as proto
-from pearl_robot.dynamixel.bus import STAT_NAMES, CommError, DynamixelBus, wire_time_s
-from pearl_robot.dynamixel.protocol import Instruction
+from pearl_robot.bringup.protocols import DYNAMIXEL
+from pearl_robot.servo_bus import CommError, wire_time_s
 
 STATE_ADDRESS, STATE_LENGTH = 126, 10  # present current (or load), velocity, position on X-series
-PING_BYTES = len(proto.encode_instruction(1, Instruction.PING)) + proto.status_packet_size(3)
+PING_BYTES = DYNAMIXEL.ping_bytes
 
 
 def _ms(values: Sequence[float], q: float) -> float:
@@ -41,9 +43,11 @@ class RoundTrip:
         }
 
 
-def round_trip(bus: DynamixelBus, servo_id: int, return_delay_us: float, pings: int) -> RoundTrip:
+def round_trip(
+    bus: Any, servo_id: int, return_delay_us: float, pings: int, *, ping_bytes: int = PING_BYTES
+) -> RoundTrip:
     """``pings`` pings of one servo, timed end to end (the bus should wait generously here)."""
-    expected_ms = (wire_time_s(PING_BYTES, bus.baudrate) + return_delay_us * 1e-6) * 1e3
+    expected_ms = (wire_time_s(ping_bytes, bus.baudrate) + return_delay_us * 1e-6) * 1e3
     samples, failures = [], 0
     for _ in range(pings):
         start = time.perf_counter()
@@ -88,19 +92,22 @@ class StressResult:
         }
 
 
-def stress(bus: DynamixelBus, ids: Sequence[int], cycles: int) -> StressResult:
-    """``cycles`` SYNC READs of the state block of ``ids``, as the control loop does each period. Run it
-    on a bus with ``retries=0``: every lost packet is counted, none hidden by a retry."""
+def stress(
+    bus: Any, ids: Sequence[int], cycles: int, *, block: tuple[int, int] = (STATE_ADDRESS, STATE_LENGTH)
+) -> StressResult:
+    """``cycles`` SYNC READs of the state ``block`` (address, length) of ``ids``, as the control loop does
+    each period. Run it on a bus with ``retries=0``: every lost packet is counted, none hidden by a retry."""
+    address, length = block
     before = bus.stats.copy()
     timeouts = dict.fromkeys(ids, 0)
     cycle_s = []
     for _ in range(cycles):
         start = time.perf_counter()
         try:
-            bus.sync_read(STATE_ADDRESS, STATE_LENGTH, list(ids))
+            bus.sync_read(address, length, list(ids))
         except CommError as exc:
             for servo_id in exc.missing_ids:
                 timeouts[servo_id] += 1
         cycle_s.append(time.perf_counter() - start)
-    stats = {k: bus.stats[k] - before[k] for k in STAT_NAMES}
+    stats = {k: bus.stats[k] - before[k] for k in bus.STAT_NAMES}
     return StressResult(cycles, tuple(ids), timeouts, stats, tuple(cycle_s))

@@ -1,14 +1,17 @@
-"""``pearl-robot doctor``: diagnose a Dynamixel servo bus before running the arm on it.
+"""``pearl-robot doctor``: diagnose a servo bus before running the arm on it.
 
-Scans every X-series baud rate for servos and compares ids, models and baud rates with the hardware
-YAML; reads each servo's Return Delay Time and Hardware Error Status (a hardware error is cleared by a
-REBOOT: the doctor asks first on a terminal; without one, or under CI=true, only --yes reboots);
+The hardware YAML's bus.protocol says which servos: Dynamixel (Protocol 2.0, X-series) or Feetech
+(SCS/STS, e.g. the SO-101's STS3215). Scans every baud rate of the protocol for servos and compares
+ids, models and baud rates with the hardware YAML; reads each servo's Return Delay Time and error
+status (a Dynamixel hardware error is cleared by a REBOOT: the doctor asks first on a terminal;
+without one, or under CI=true, only --yes reboots; a Feetech servo has no REBOOT: power-cycle it);
 checks the USB adapter's latency timer; measures ping round trips and a sync-read stress test of the
 state block. Each finding has a severity (ok, warn, error) and a recommendation.
 
 --fix applies the safe ones: Return Delay Time 0 (EEPROM, written only where it differs and read
-back; a servo with torque on is left alone unless --yes, or y on the terminal, lets the doctor turn
-its torque off first) and the adapter's latency timer 1 ms where permitted.
+back; on Feetech through the Lock register, so it survives a power cycle; a servo with torque on is
+left alone unless --yes, or y on the terminal, lets the doctor turn its torque off first) and the
+adapter's latency timer 1 ms where permitted.
 
 Exit status: 0 when no finding is an error (or every error was fixed in this run), 1 otherwise.
 """

@@ -191,6 +191,30 @@ class FeetechBus(ServoBusBase):
         """The error byte of the servo's answer to PING (0: no error)."""
         return self._single(servo_id, Instruction.PING, b"", 0, f"ping id {servo_id}").code
 
+    def broadcast_ping(self, wait_s: float | None = None) -> dict[int, int]:
+        """Every servo that answers a PING to the broadcast id: id -> its error byte. Each answers after
+        its own Return Delay Time; two servos with one id collide (counted as ``crc_errors``). Waits
+        ``wait_s`` (default: long enough for all 254 ids at this baud rate)."""
+        packet = proto.instruction_packet(BROADCAST_ID, Instruction.PING)
+        every = proto.MAX_ID + 1
+        if wait_s is None:
+            wait_s = self.timeout_s(len(packet), every * proto.packet_size(0), every)
+        found: dict[int, int] = {}
+        with self._lock:
+            deadline = self._send(packet, settle=True) + wait_s
+            self._parser.max_length = proto.MIN_LENGTH  # a status packet without parameters
+            while (remaining := deadline - self.clock()) > 0:
+                for item in self._parser.feed(self.transport.read_some(remaining)):
+                    if isinstance(item, Rejected):
+                        self._count_rejects([item])
+                    elif item.params or item.servo_id in found or item.code > proto.MAX_STATUS_ERROR:
+                        self.stats["unexpected"] += 1
+                    else:
+                        self.stats["replies"] += 1
+                        found[item.servo_id] = self.servo_errors[item.servo_id] = item.code
+            self._forget_partial()
+        return found
+
     def model_number(self, servo_id: int) -> int:
         """Model Number (address 3), in the byte order of the id's table (the SDK's ``ping``)."""
         return self.read_value(servo_id, "model_number")

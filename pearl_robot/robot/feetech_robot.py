@@ -234,7 +234,8 @@ class FeetechRobot(ServoBusRobot):
         self._sync_write_value("torque_enable", dict.fromkeys(self.ids, 0))
         lo, hi = [], []
         for k, servo_id in enumerate(self.ids):
-            self._ensure(servo_id, "operating_mode", OperatingMode.POSITION)
+            if "operating_mode" in self.tables[k]:  # an SCS servo has no modes: always position
+                self._ensure(servo_id, "operating_mode", OperatingMode.POSITION)
             if self.return_delay_us is not None:
                 wanted = int(round(self.return_delay_us * 1e-6 / SECONDS_PER_RETURN_DELAY_UNIT))
                 self._ensure(servo_id, "return_delay_time", wanted)

@@ -181,7 +181,11 @@ class VirtualFeetechServo:
     def _unwrapped(self, q: float) -> float:
         """Encoder ticks minus the homing offset, before the single-turn wrap."""
         encoder = self._center + self.hidden_direction * q / self.table.rad_per_tick + self.hidden_offset_ticks
-        return encoder - self.get("homing_offset")
+        return encoder - self._homing_offset()
+
+    def _homing_offset(self) -> int:
+        """Homing Offset (31) on an STS; an SCS has none."""
+        return self.get("homing_offset") if "homing_offset" in self._items else 0
 
     def _reported(self, unwrapped: float) -> int:
         ticks = int(round(unwrapped))
@@ -200,7 +204,7 @@ class VirtualFeetechServo:
         if self._wraps:  # in the turn the joint is in now
             ticks = int(round(self._unwrapped(self.plant.joint_state(self.joint_index)[0])))
             target += ticks - ticks % self._ticks
-        encoder = target + self.get("homing_offset")
+        encoder = target + self._homing_offset()
         return (encoder - self._center - self.hidden_offset_ticks) * self.table.rad_per_tick * self.hidden_direction
 
     def refresh(self) -> None:
@@ -326,7 +330,9 @@ class VirtualFeetechServo:
         """Torque Enable 128: the Homing Offset that makes the present position read the middle, the
         goal there too (nothing moves); an EEPROM write like any other (kept only if unlocked)."""
         q = self.plant.joint_state(self.joint_index)[0]
-        encoder = self._reported(self._unwrapped(q) + self.get("homing_offset"))
+        if "homing_offset" not in self._items:
+            return  # an SCS has no Homing Offset: Torque Enable 128 is no command there
+        encoder = self._reported(self._unwrapped(q) + self._homing_offset())
         self.set("homing_offset", encoder - self._center)
         if self.get("lock") == 0:
             self.save_eeprom()
