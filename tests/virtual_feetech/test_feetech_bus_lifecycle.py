@@ -98,7 +98,7 @@ def test_the_cli_serves_the_so101_to_the_sdk_until_signalled(make_sdk):
     ("option", "message"),
     [
         (["--firmware-version", "44"], "firmware_version is an option of the dynamixel bus only"),
-        (["--operator"], "--operator: field '<value>': follows the servos' LEDs; feetech servos have none"),
+        (["--operator"], "follows the servos' LEDs and feetech servos have none: give the hand the cue file"),
         (["--servo-baud-rates", "9600"], "9600 bps is not a Feetech baud rate"),
     ],
 )
