@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 
 from pearl_robot.adapt.store import SessionData, is_partial, read_session
@@ -24,6 +25,7 @@ from pearl_robot.envs.robot_env import RobotEnv
 from pearl_robot.errors import PearlRobotError
 from pearl_robot.robot.mock import MockRobot
 from pearl_robot.robot.spec import RobotSpec, load_spec
+from pearl_robot.tasks.arm_control import controller_action_names
 from pearl_robot.tasks.reach import ReachTask
 
 STEP_FIELDS = ("episode", "obs", "requested_action", "reward", "next_obs", "position", "velocity")
@@ -63,7 +65,8 @@ class Episode:
 
     @property
     def actions(self) -> np.ndarray:
-        """(T, arm joints) float32: the policy's actions as recorded (increments of the joint targets)."""
+        """(T, action size) float32: the policy's actions as recorded (joint target increments, or the
+        scripted controller's settings on a controller-action family: ``Sources.action_names``)."""
         return np.asarray([s["requested_action"] for s in self.steps], dtype=np.float32)
 
     @property
@@ -101,6 +104,7 @@ class Sources:
     spec: RobotSpec
     env: RobotEnv
     latent_size: int
+    action_names: list[str]  # one per value of the policy's action (joint increments or controller settings)
 
     @property
     def total_steps(self) -> int:
@@ -143,7 +147,15 @@ def load_sources(folders: list[str | os.PathLike[str]]) -> Sources:
     if len(set(latent.values())) > 1:
         raise ExportError(f"the sessions' latent sizes differ ({latent}): export them separately")
     size = next(iter(latent.values()), 0)
-    return Sources(names, [d.meta for d in datas], episodes, specs[0], envs[0], size)
+    actions = action_names(specs[0], envs[0].action_space.shape[0])
+    return Sources(names, [d.meta for d in datas], episodes, specs[0], envs[0], size, actions)
+
+
+def action_names(spec: RobotSpec, size: int) -> list[str]:
+    """Joint target increments (one per arm joint) or, for a controller-action family (``arm-fleet``),
+    the scripted controller's gain and blend (and a residual per arm joint)."""
+    arm = [spec.joint_names[i] for i in spec.arm_joint_indices]
+    return arm if size == len(arm) else controller_action_names(arm, residual=size > 2)
 
 
 def _load(folder: Path) -> SessionData:
@@ -196,7 +208,16 @@ def _env(spec: RobotSpec, episode: Episode) -> RobotEnv:
             f"{episode.session}: observations of {size} values do not match {spec.robot_id}'s RobotEnv "
             f"({' or '.join(str(k) for k in layouts)})"
         )
-    return RobotEnv(MockRobot(spec), ReachTask(goal=np.zeros(3), goal_observed=layouts[size]))
+    env = RobotEnv(MockRobot(spec), ReachTask(goal=np.zeros(3), goal_observed=layouts[size]))
+    actions = len(episode.steps[0]["requested_action"])
+    if actions != n_arm:  # a controller-action family: the policy set the scripted controller, not the joints
+        if actions not in (2, 2 + n_arm):
+            raise ExportError(
+                f"{episode.session}: actions of {actions} values are neither {spec.robot_id}'s joint actions "
+                f"({n_arm}) nor controller actions (2 or {2 + n_arm})"
+            )
+        env.action_space = gym.spaces.Box(-1.0, 1.0, (actions,), np.float32)
+    return env
 
 
 def _check_same(first: str, spec0: RobotSpec, env0: RobotEnv, other: str, spec: RobotSpec, env: RobotEnv) -> None:

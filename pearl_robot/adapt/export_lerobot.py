@@ -10,7 +10,8 @@
 No videos (the arm records no camera). Features, named after the arm's joints: ``observation.state``
 (arm joint positions, rad), ``observation.velocity`` (rad/s), ``observation.environment_state`` (the
 policy's RobotEnv observation, one name per value), ``action`` (the joint targets sent, rad, every joint),
-``policy_action`` (the policy's output: target increments in units of the env's action scale),
+``policy_action`` (the policy's output: target increments in units of the env's action scale, or on a
+controller-action family the scripted controller's gain, blend and residuals),
 ``next.reward``, ``next.done`` (the episode's last frame), ``z``, ``posterior_mean``, ``posterior_std``,
 ``complementary_info.is_intervention`` (1.0 on the frames an operator drove, LeRobot's HIL-SERL name), and
 LeRobot's ``timestamp``, ``frame_index``, ``episode_index``, ``index``, ``task_index``. The episodes table
@@ -82,7 +83,12 @@ def features(sources: Sources) -> dict[str, dict[str, Any]]:
             f"end_effector and goal m, reach_error {REACH_ERROR_UNIT_M:g} m",
         ),
         "action": vector(joints, "rad"),
-        "policy_action": vector(arm, "action scale (target increment / action_scale_rad)"),
+        "policy_action": vector(
+            sources.action_names,
+            "action scale (target increment / action_scale_rad)"
+            if sources.action_names == arm
+            else "[-1, 1]: the scripted controller's gain (log scale), blend, residuals (tasks.arm_control)",
+        ),
         "next.reward": scalar("float32"),
         "next.done": scalar("bool"),
         "z": vector(latent, "latent"),

@@ -32,6 +32,14 @@ def tolerance_reward(distance_m: float, bound_m: float, margin_m: float) -> floa
     return math.exp(-0.5 * x * x) - 1.0
 
 
+CONTROLLER_ACTION_NAMES = ("controller.gain", "controller.blend")
+
+
+def controller_action_names(arm_joint_names: list[str], residual: bool) -> list[str]:
+    """The names of a controller action's values, in order (datasets label their columns with them)."""
+    return [*CONTROLLER_ACTION_NAMES, *([f"{j}.residual" for j in arm_joint_names] if residual else [])]
+
+
 class ControllerActions:
     """Turns a controller action ``[gain, blend, residual...]`` into the joint action RobotEnv takes."""
 

@@ -319,3 +319,40 @@ def test_without_the_extra_says_how_to_install_it(fmt, module, sessions, tmp_pat
     monkeypatch.setitem(sys.modules, module, None)  # import fails as if not installed
     err = fail(capsys, sessions[0], "--format", fmt, "--out", tmp_path / "out")
     assert f"--format {fmt} needs the optional 'export' extra" in err and "pip install 'pearl-robot[export]'" in err
+
+
+# ---- a controller-action family (arm-fleet: the policy sets the scripted controller, not the joints) ----
+
+
+class ControllerPolicy(WavePolicy):
+    def act(self, obs, z, deterministic=True):
+        self.t += 1
+        return np.array([np.sin(0.3 * self.t), np.cos(0.3 * self.t)])  # gain, blend
+
+
+def test_controller_actions_keep_their_own_space_and_names(tmp_path, capsys, monkeypatch):
+    from pearl_robot.tasks.registry import make_family
+
+    family = make_family("arm-fleet", max_path_length=HORIZON, residual_scale=0.0)
+    robot = open_robot("sim")
+    env = family.make_env(seed=0, robot=robot)
+    assert env.action_space.shape == (2,)
+    store = SessionStore(tmp_path / "fleet")
+    store.create({"robot": "sim", "hardware": None, "robot_id": SPEC.robot_id, "joint_names": list(SPEC.joint_names)})
+    with robot:
+        AdaptationSession(env, ControllerPolicy(), store, SessionConfig(2, seed=1)).run()
+
+    sources = load_sources([tmp_path / "fleet"])
+    assert sources.action_names == ["controller.gain", "controller.blend"]
+    assert sources.env.action_space.shape == (2,)
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari"))
+    export(capsys, tmp_path / "fleet", "--format", "minari")
+    dataset = minari.load_dataset("pearl-robot/fleet-v0")
+    assert dataset.action_space.shape == (2,)
+    assert all(e.actions.shape == (HORIZON, 2) for e in dataset.iterate_episodes())
+    export(capsys, tmp_path / "fleet", "--format", "lerobot", "--out", tmp_path / "lerobot")
+    info = json.loads((tmp_path / "lerobot" / "meta" / "info.json").read_text())
+    assert info["features"]["policy_action"]["names"] == ["controller.gain", "controller.blend"]
+    table = pq.read_table(tmp_path / "lerobot" / "data" / "chunk-000" / "file-000.parquet")
+    recorded = [s["requested_action"] for s in log(tmp_path / "fleet") if s["kind"] == "step"]
+    assert np.allclose(np.stack(table.column("policy_action").to_numpy(zero_copy_only=False)), recorded, atol=1e-6)
