@@ -154,10 +154,6 @@ class LatencyMeasurement:
     def lateness_max_s(self) -> float:
         return max(self.lateness_s, default=0.0)
 
-    @property
-    def round_trip_p50_s(self) -> float:
-        return float(sorted(self.round_trip_s)[len(self.round_trip_s) // 2]) if self.round_trip_s else 0.0
-
 
 # How long after a timed-out instruction its answer is still waited for before another goes out
 # (at least; twice the instruction's own timeout where that is longer): a stock adapter's 16 ms

@@ -3,6 +3,8 @@ import os
 import pytest
 import torch
 
+from pearl_robot.cli.main import main
+
 os.environ.setdefault("CI", "true")
 os.environ.setdefault("MPLBACKEND", "Agg")
 torch.set_num_threads(1)
@@ -12,6 +14,18 @@ torch.set_num_threads(1)
 def backend(request) -> str:
     """The in-process backends every safety and lifecycle rule is checked on."""
     return request.param
+
+
+@pytest.fixture
+def cli(capsys):
+    """``cli(*argv)`` -> (exit code, stdout, stderr) of ``pearl-robot`` run in-process."""
+
+    def run(*argv):
+        code = main([str(a) for a in argv])
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run
 
 
 @pytest.fixture

@@ -123,6 +123,28 @@ def grid_returns(family: Any, tasks: Sequence[Any], grid: Grid) -> np.ndarray:
     return out
 
 
+def random_returns(family: Any, tasks: Sequence[Any], grid: Grid, seed: int = 0) -> np.ndarray:
+    """``[tasks, tuning seeds]``: the return of uniform random joint actions on each of ``grid``'s tuning
+    episodes (the floor ``grid_returns`` is measured against)."""
+    env = family.make_env(seed=0)
+    rng = np.random.default_rng(seed)
+    out = np.zeros((len(tasks), len(grid.tuning_seeds)))
+    try:
+        for i, task in enumerate(tasks):
+            for j, episode_seed in enumerate(grid.tuning_seeds):
+                family.apply(env, task)
+                env.reset(seed=episode_seed)
+                total, done = 0.0, False
+                while not done:
+                    _, reward, terminated, truncated, _ = env.step(rng.uniform(-1, 1, env.action_space.shape))
+                    total += float(reward)
+                    done = terminated or truncated
+                out[i, j] = total
+    finally:
+        env.close()
+    return out
+
+
 def tune_best_single(family: Any, train_tasks: Sequence[Any], grid: Grid) -> dict[str, float]:
     """The grid point with the best mean tuning return over all ``train_tasks``."""
     returns = grid_returns(family, train_tasks, grid).mean(axis=0)

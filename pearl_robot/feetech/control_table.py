@@ -128,7 +128,8 @@ def _sts_fields() -> tuple[FeetechField, ...]:
         # EEPROM configuration
         F("id", 5, 1, "RW", 1, 0, 253),
         F("baud_rate", 6, 1, "RW", 0, 0, 7),
-        F("return_delay_time", 7, 1, "RW", 0, 0, 254, scale=SECONDS_PER_RETURN_DELAY_UNIT, unit="s"),
+        # factory 250 (500 us) as an STS3215 ships (LeRobot's configure_motors lowers it to 0)
+        F("return_delay_time", 7, 1, "RW", 250, 0, 254, scale=SECONDS_PER_RETURN_DELAY_UNIT, unit="s"),
         F("status_return_level", 8, 1, "RW", 1, 0, 1),
         F("min_position_limit", 9, 2, "RW", 0, 0, 4094, scale=_POS, unit="rad"),
         F("max_position_limit", 11, 2, "RW", 4095, 1, 4095, scale=_POS, unit="rad"),

@@ -31,8 +31,10 @@ joints that did not answer, flagged ``stale_read``; after ``STALE_READS_BEFORE_F
 the device vanishes, the arm is told to hold its last measured position (where the port still
 works), the robot enters ERROR and ``RobotFault`` says what happened. Error bits in a status packet
 or the Status register (overload, overheat, voltage, overcurrent, angle sensor) are faults in every
-state while they last, and meanwhile only the present position is commanded. They clear on their own
-once the cause is gone (nothing is latched: no reboot); ``clear_faults()`` re-reads them.
+state while they last, and meanwhile only the present position is commanded. Voltage, overheat and
+angle clear once the cause is gone; overload and overcurrent latch in the servo (its protection turns
+torque off) until torque is enabled again: disable() and enable() (Feetech servos have no reboot);
+``clear_faults()`` re-reads them.
 """
 
 from __future__ import annotations

@@ -81,10 +81,6 @@ class TakeoverRobot(RobotWrapper):
             raise AttributeError(name)
         return getattr(self.inner, name)
 
-    @property
-    def operator_has_arm(self) -> bool:
-        return self.control is not Control.POLICY
-
     # ---- the operator's input -----------------------------------------------------------------
     def poll(self) -> None:
         """Read the device once; call once per control step, before the step's write."""

@@ -55,7 +55,6 @@ from pearl_robot.feetech.control_table import (
 from pearl_robot.feetech.protocol import StatusError
 from pearl_robot.virtual.plant import Plant
 
-FACTORY_RETURN_DELAY = 250  # 500 us: what an STS3215 ships with (LeRobot's configure_motors lowers it to 0)
 PRESENT_VOLTAGE = 74  # 7.4 V, the SO-101's supply (0.1 V units)
 PRESENT_TEMPERATURE = 32  # deg C
 MOVING_SPEED_STEPS_S = 10  # Moving (66) is 1 while the present speed is above this
@@ -149,7 +148,6 @@ class VirtualFeetechServo:
         saved_id = self.get("id") if keep_id else None
         for f in self.table.fields:
             self.set(f.name, f.default)
-        self.set("return_delay_time", FACTORY_RETURN_DELAY)
         self.set("model_number", self.table.model_number)
         self.set("firmware_major_version", self.table.firmware_version)
         if saved_id is not None:

@@ -2,7 +2,7 @@ import subprocess
 import sys
 
 import pytest
-from adapt_helpers import TINY
+from toy_training import TINY
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,7 @@ import shutil
 import subprocess
 import sys
 
-from adapt_helpers import TINY
+from toy_training import TINY
 
 from pearl_robot.cli.demo import reusable_run
 from pearl_robot.cli.main import main

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 import yaml
-from adapt_helpers import TINY
+from toy_training import TINY
 
 from pearl_robot import open_robot
 from pearl_robot.adapt.replay import recorded_period

@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 import pytest
-from adapt_helpers import TINY
+from toy_training import TINY
 
 REPO = Path(__file__).resolve().parents[2]
 SECTION = "## From simulation to your arm"

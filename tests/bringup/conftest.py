@@ -4,7 +4,6 @@ import json
 
 import pytest
 
-from pearl_robot.cli.main import main
 from pearl_robot.dynamixel.control_table import XM430_W350
 from pearl_robot.robot.spec import load_spec
 from pearl_robot.virtual import IdealPlant, VirtualServo, VirtualServoBus
@@ -42,18 +41,6 @@ def make_servos():
     yield make
     for bus in started:
         bus.stop()
-
-
-@pytest.fixture
-def cli(capsys):
-    """``cli(*argv)`` -> (exit code, stdout, stderr) of ``pearl-robot`` run in-process."""
-
-    def run(*argv):
-        code = main([str(a) for a in argv])
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return run
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ import json
 import pytest
 import yaml
 
-from pearl_robot.cli.main import main
 from pearl_robot.feetech.control_table import STS3215
 from pearl_robot.robot.spec import load_spec
 from pearl_robot.virtual import IdealPlant, VirtualFeetechBus
@@ -71,18 +70,6 @@ def edited_yaml(spec, tmp_path):
         return path
 
     return make
-
-
-@pytest.fixture
-def cli(capsys):
-    """``cli(*argv)`` -> (exit code, stdout, stderr) of ``pearl-robot`` run in-process."""
-
-    def run(*argv):
-        code = main([str(a) for a in argv])
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return run
 
 
 @pytest.fixture

@@ -71,7 +71,7 @@ def test_reg_write_waits_for_action(bus, servos):
 
 
 def test_eeprom_writes_go_through_the_lock(bus, servos):
-    assert bus.ensure_value(1, "return_delay_time", 0) is False  # already so: nothing written
+    assert bus.ensure_value(1, "return_delay_time", 250) is False  # already so (the factory value): nothing written
     assert bus.ensure_value(1, "min_position_limit", 100) is True
     writes = [p for p in servos.received if p.code == Instruction.WRITE]
     assert [proto.parse_write_params(p.params) for p in writes] == [

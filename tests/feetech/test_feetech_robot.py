@@ -250,3 +250,27 @@ def test_corrupted_replies_are_retried_and_counted(make_bus, make_robot):
         robot.read()
     stats = robot.unwrapped().stats_dict()
     assert stats["bus_crc_errors"] > 0 and stats["bus_retries"] > 0
+
+
+def test_behind_a_stock_usb_adapter_states_are_fresh_or_flagged(make_bus, make_robot):
+    """A stock FTDI adapter hands every reply over 16 ms late, with 2 ticks of encoder noise: connect
+    measures the lateness and derives the deadlines from it, and at 20 Hz with a new goal every cycle no
+    state is older than its cycle without a ``stale_read`` flag."""
+    bus = make_bus(adapter_latency_ms=16.0, sensor_noise_ticks=2)
+    robot = make_robot(bus, safe=False)
+    robot.connect()
+    assert 12.0 < robot.unwrapped().bus_latency_ms < 40.0  # measured, not the YAML's 1 ms latency timer
+    robot.enable()
+    start = robot.read().position
+    unflagged_stale = fresh_states = 0
+    for k in range(30):
+        goal = start.copy()
+        goal[0] += 0.04 * (k + 1)  # 26 ticks a cycle; ideal servos: the next state must show this goal
+        robot.write(goal)
+        time.sleep(0.05)
+        state = robot.read()
+        fresh = abs(state.position[0] - goal[0]) < 0.02  # half a cycle's step: 6 sigma of the noise
+        fresh_states += fresh
+        if not fresh and not any(f.kind == "stale_read" for f in state.faults):
+            unflagged_stale += 1
+    assert unflagged_stale == 0 and fresh_states >= 27  # the deadlines leave room for the late replies

@@ -105,27 +105,14 @@ def test_the_so101_fleet_is_scaled_to_its_servos():
 def test_tuning_per_arm_pays_on_the_so101_fleet():
     """As on the OpenManipulator-X's fleet (tests/tasks/test_task_inference.py): the scripted controller tuned
     per arm beats the best single tuning by a quarter of the way from that tuning to random actions."""
-    from pearl_robot.bench.adapt_baselines import Grid, grid_returns
+    from pearl_robot.bench.adapt_baselines import Grid, grid_returns, random_returns
 
     cfg = load_config("so101-fleet-small")
     family = make_family(cfg.family, **{**cfg.family_params, "action_mode": "joint"})
     tasks = family.split(0)[0][:8]
     grid = Grid()
     returns = grid_returns(family, tasks, grid)
-    env = family.make_env(seed=0)
-    rng = np.random.default_rng(0)
-    random = []
-    for task in tasks:
-        for seed in grid.tuning_seeds:
-            family.apply(env, task)
-            env.reset(seed=seed)
-            total, done = 0.0, False
-            while not done:
-                _, reward, terminated, truncated, _ = env.step(rng.uniform(-1, 1, ARM_JOINTS))
-                total += reward
-                done = terminated or truncated
-            random.append(total)
-    env.close()
+    random = random_returns(family, tasks, grid)
     tuned, single = returns.max(axis=1).mean(), returns.mean(axis=0).max()
     value = (tuned - single) / (single - np.mean(random))
     print(f"so101 fleet: tuned {tuned:.2f}, best single {single:.2f}, random {np.mean(random):.2f}, value {value:.3f}")

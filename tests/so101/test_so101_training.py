@@ -8,28 +8,20 @@ import sys
 import numpy as np
 import pytest
 import yaml
+from toy_training import TINY as SHARED_TINY
 
 from pearl_robot.cli.demo import DEMO_CONFIG, demo_config, reusable_run
 from pearl_robot.cli.main import main
 
+# the shared toy budget, with two iterations, an evaluation and a checkpoint each (later items win)
 TINY = [
+    *SHARED_TINY,
     "num_iterations=2",
-    "num_train_steps_per_itr=4",
     "num_initial_steps=40",
-    "num_tasks_sample=1",
-    "num_steps_prior=20",
-    "num_extra_rl_steps_posterior=20",
-    "meta_batch=2",
-    "batch_size=16",
-    "embedding_batch_size=8",
-    "net_size=16",
-    "encoder_net_size=16",
     "num_steps_per_eval=20",
     "eval_every=1",
     "checkpoint_every=1",
-    "family_params.num_train_tasks=2",
     "family_params.num_test_tasks=1",
-    "max_path_length=10",
 ]
 
 

@@ -89,26 +89,13 @@ def test_arm_fleet_tuning_per_arm_is_worth_a_quarter_of_the_way_to_random():
     """arm-fleet's ``adaptation_value``: (per-arm tuned - best single) / (best single - random), with the
     scripted controller's two parameters (gain, blend) tuned on ``bench adapt``'s grid. Remote arms want
     blend 1, loaded ones a low blend: no single tuning serves both."""
-    from pearl_robot.bench.adapt_baselines import Grid, grid_returns
+    from pearl_robot.bench.adapt_baselines import Grid, grid_returns, random_returns
 
     fam = make_family("arm-fleet", action_mode="joint")
     tasks = fam.split(0)[0][:12]
     grid = Grid()
     returns = grid_returns(fam, tasks, grid)
-    env = fam.make_env(seed=0)
-    rng = np.random.default_rng(0)
-    random = []
-    for task in tasks:
-        for seed in grid.tuning_seeds:
-            fam.apply(env, task)
-            env.reset(seed=seed)
-            total, done = 0.0, False
-            while not done:
-                _, reward, terminated, truncated, _ = env.step(rng.uniform(-1, 1, 4))
-                total += reward
-                done = terminated or truncated
-            random.append(total)
-    env.close()
+    random = random_returns(fam, tasks, grid)
     tuned, single = returns.max(axis=1).mean(), returns.mean(axis=0).max()
     value = (tuned - single) / (single - np.mean(random))
     kinds = [t.params["extra"]["kind"] for t in tasks]

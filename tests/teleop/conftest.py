@@ -63,7 +63,7 @@ def tiny_arm_run(tmp_path_factory):
     import subprocess
     import sys
 
-    from teleop_helpers import TINY
+    from toy_training import TINY
 
     run = tmp_path_factory.mktemp("runs") / "arm"
     args = [sys.executable, "-m", "pearl_robot.cli.main", "train", "--config", "arm-dynamics-small", "--out", str(run)]

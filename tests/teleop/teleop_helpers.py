@@ -28,14 +28,6 @@ CAP = np.minimum(SPEC.safety.max_step_rad, SPEC.velocity_max * SPEC.period_s)  #
 # Take over and select joint 1; jog it up faster than the cap for two periods; hand back.
 OPERATOR = {3: b" 1", 4: b"+" * 10, 5: b"+" * 10, 6: b" "}
 
-# a tiny arm-dynamics-small training (seconds), for the command-line tests
-TINY = [
-    "num_iterations=1", "num_train_steps_per_itr=4", "num_initial_steps=60", "num_tasks_sample=1",
-    "num_steps_prior=20", "num_extra_rl_steps_posterior=20", "meta_batch=2", "batch_size=16",
-    "embedding_batch_size=8", "net_size=16", "encoder_net_size=16", "num_steps_per_eval=50", "eval_every=100",
-    "family_params.num_train_tasks=2", "family_params.num_test_tasks=2", "max_path_length=10",
-]  # fmt: skip
-
 
 class PushingPolicy:
     """Pushes every arm joint up by a full step (the worst case for a hand-back), and types the operator's

@@ -1,5 +1,6 @@
 import pytest
-from viz_helpers import TINY, run_cli
+from toy_training import TINY
+from viz_helpers import run_cli
 
 
 @pytest.fixture(scope="session")

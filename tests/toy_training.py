@@ -1,4 +1,5 @@
-"""Shared by the adaptation tests: a toy training budget for arm-dynamics-small."""
+"""A toy training budget for the arm families (seconds): enough for the machinery, not for learning.
+Shared by every test folder that trains (tests/ is on the import path through its conftest.py)."""
 
 TINY = [
     "num_iterations=1",
