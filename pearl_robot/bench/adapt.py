@@ -153,13 +153,21 @@ def train(cfg: PEARLConfig, run_dir: Path) -> Path:
     (a finished one is reused as it is), never evaluated half-trained."""
     if _finished(cfg, run_dir):
         return run_dir  # without loading the checkpoint (its replay buffers): reuse is quick
-    from pearl_robot.pearl.trainer import CHECKPOINT, MetaTrainer
+    from pearl_robot.pearl.trainer import CHECKPOINT, RESUMABLE_FIELDS, MetaTrainer, load_checkpoint
 
     if (run_dir / CHECKPOINT).exists():
-        trainer = MetaTrainer.from_checkpoint(run_dir)
-        if replace(trainer.cfg, device=cfg.device, torch_threads=cfg.torch_threads) != cfg:  # how it ran may differ
-            trainer.close()
+        saved, _ = load_checkpoint(run_dir)
+        longer = {name: getattr(cfg, name) for name in RESUMABLE_FIELDS}
+        if replace(saved, device=cfg.device, **longer) != cfg:  # how it ran, and how long, may differ
             raise PearlRobotError(f"{run_dir} holds a run of another configuration; give another --out")
+        if saved.num_iterations > cfg.num_iterations:
+            raise PearlRobotError(
+                f"{run_dir} holds a run of {saved.num_iterations} iterations, longer than --set "
+                f"num_iterations={cfg.num_iterations}; give another --out"
+            )
+        # a longer budget continues the run where it stopped (as ``train --resume --set num_iterations=N``)
+        changed = [f"{name}={getattr(cfg, name)}" for name in sorted(RESUMABLE_FIELDS)]
+        trainer = MetaTrainer.from_checkpoint(run_dir, overrides=changed)
     else:
         trainer = MetaTrainer(cfg, run_dir=run_dir)
     try:

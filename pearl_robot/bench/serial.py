@@ -86,6 +86,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--rate-no-physics", action="store_true", help="rate_500hz: ideal servos (no MuJoCo thread in the bus)"
     )
     parser.add_argument(
+        "--rate-no-rt",
+        action="store_true",
+        help="rate_500hz: without real-time scheduling (the loop and the bus's serving thread at SCHED_OTHER, the "
+        "collector running)",
+    )
+    parser.add_argument(
         "--rate-variant-hz",
         type=float,
         default=250.0,
@@ -396,6 +402,7 @@ def run_dynamixel(args: argparse.Namespace, spec) -> dict[str, object]:
             baudrate=args.rate_baud,
             cycles=args.rate_cycles,
             physics=not args.rate_no_physics,
+            realtime=not args.rate_no_rt,
         )
         if rate["missed_share"] > 0.01 and args.rate_variant_hz:
             rate["variant"] = rate_run(
@@ -405,6 +412,7 @@ def run_dynamixel(args: argparse.Namespace, spec) -> dict[str, object]:
                 baudrate=args.rate_baud,
                 cycles=2000,
                 physics=not args.rate_no_physics,
+                realtime=not args.rate_no_rt,
             )
     result["targets"] = {
         "late_replies_stale_unflagged==0": late["stale_unflagged"] == 0,

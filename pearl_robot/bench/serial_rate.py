@@ -10,7 +10,10 @@ the hardware file as it is (its control rate sets the connect-time lateness chec
 budget: on a loaded machine one slow ping of the fifteen at connect would refuse a 500 Hz arm
 outright; the loop's own figures are what this measures). A cycle is *missed* when its read + write
 has not completed by the end of its period. ``wire_share``: the cycle's wire time over the median
-cycle time.
+cycle time. ``realtime`` (the default) runs the scenario at SCHED_FIFO where permitted (the connect
+too) and the loop as ``adapt`` runs a paced episode (the garbage collector frozen, memory locked where
+permitted), and the virtual bus with ``--realtime`` (its threads at SCHED_FIFO: a servo's
+microcontroller is not time-shared); ``rt_granted`` says what the OS gave.
 """
 
 from __future__ import annotations
@@ -59,17 +62,20 @@ def rate_run(
     cycles: int = 10_000,
     physics: bool = True,
     fast_sync_read: bool = True,
+    realtime: bool = True,
 ) -> dict[str, object]:
+    from pearl_robot.control.realtime import realtime_episode, realtime_priority
     from pearl_robot.robot.serial_robot import SerialRobot
 
     period = 1.0 / rate_hz
     options = ["--return-delay-time", "0", "--servo-baud-rates", str(baudrate), "--pace-wire-time"]
     if not physics:
         options.append("--no-physics")
-    times: list[float] = []
+    if realtime:
+        options.append("--realtime")
     late: list[float] = []
     missed = 0
-    with virtual_bus_device(hardware, *options) as vbus:
+    with realtime_priority(realtime) as rt_granted, virtual_bus_device(hardware, *options) as vbus:
         robot = SerialRobot(spec, vbus.path, baudrate=baudrate, fast_sync_read=fast_sync_read)
         with robot:
             robot.enable()
@@ -78,24 +84,26 @@ def rate_run(
                 robot.read()
                 robot.write(hold)
             clock = time.perf_counter
-            start = clock() + period
             skipped = 0
-            for _ in range(cycles):
-                _wait_until(start, clock)
-                t0 = clock()
-                robot.read()
-                robot.write(hold)
-                t1 = clock()
-                times.append(t1 - t0)
-                end = start + period
-                if t1 > end:
-                    missed += 1
-                    late.append(t1 - end)
-                    behind = math.ceil((t1 - start) / period)  # the periods this cycle took
-                    skipped += behind - 1
-                    start += behind * period
-                else:
-                    start = end
+            times = [0.0] * cycles  # allocated before the loop: nothing grows in it
+            with realtime_episode(realtime) as grant:
+                start = clock() + period
+                for i in range(cycles):
+                    _wait_until(start, clock)
+                    t0 = clock()
+                    robot.read()
+                    robot.write(hold)
+                    t1 = clock()
+                    times[i] = t1 - t0
+                    end = start + period
+                    if t1 > end:
+                        missed += 1
+                        late.append(t1 - end)
+                        behind = math.ceil((t1 - start) / period)  # the periods this cycle took
+                        skipped += behind - 1
+                        start += behind * period
+                    else:
+                        start = end
             stats = robot.stats_dict()
             wire_s = wire_time_s(cycle_bytes(robot), baudrate)
             state_read = robot.state_read
@@ -105,6 +113,10 @@ def rate_run(
         "baudrate": baudrate,
         "cycles": cycles,
         "physics": physics,
+        "realtime": realtime,
+        "rt_granted": rt_granted,
+        "gc_frozen": grant.gc_frozen,
+        "memory_locked": grant.memory_locked,
         "state_read": state_read,
         "cycles_missed": missed,
         "periods_skipped": skipped,

@@ -148,6 +148,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "one at a time on the wire, as on a real bus (default: instant, as the pty is)",
     )
     parser.add_argument(
+        "--realtime",
+        action="store_true",
+        help="serve the pty at SCHED_FIFO priority where permitted (a servo's microcontroller is not time-shared: "
+        "on a loaded host the stand-in keeps its timing; a fast loop's benchmark uses it)",
+    )
+    parser.add_argument(
         "--firmware-version",
         type=int,
         default=None,
@@ -157,6 +163,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
+GIL_SWITCH_INTERVAL_S = 0.0002
+MAIN_THREAD_PRIORITY = 40  # --realtime: below the serving and physics threads (pty_bus)
 LINK_LATENCY_S = 0.02  # the demo's serial link's own delay, on top of a task's latency
 
 
@@ -268,6 +276,7 @@ def _print_dynamics(dynamics, source: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from pearl_robot.calibrate.joints import parse_pose
+    from pearl_robot.control.realtime import set_realtime_priority
     from pearl_robot.robot.spec import load_spec
     from pearl_robot.virtual import VirtualOperator, bus_class, parse_faults, virtual_bus_from_spec
 
@@ -298,6 +307,7 @@ def run(args: argparse.Namespace) -> int:
         link=args.link,
         firmware_version=args.firmware_version,
         pace_wire_time=args.pace_wire_time,
+        realtime=args.realtime,
     )
     if args.operator_cues is not None and not args.operator:
         raise ConfigError("--operator-cues", "<value>", "is where the --operator's hand reads its cues; add --operator")
@@ -317,6 +327,14 @@ def run(args: argparse.Namespace) -> int:
         print(line, file=sys.stderr, flush=True)
 
     previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    # this process stands in for hardware: the serving thread, woken by a request, waits for the GIL at
+    # most this long while the physics thread runs Python (CPython's default is 5 ms, which would be a
+    # fake latency of the servos' answers)
+    sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
+    if args.realtime:
+        # every thread of the process, this one too: a thread at ordinary priority that holds the GIL
+        # when ordinary work preempts it would hold the real-time ones up (priority inversion)
+        set_realtime_priority(MAIN_THREAD_PRIORITY)
     operator = None
     try:
         bus.start()

@@ -27,6 +27,8 @@ from typing import Protocol
 
 import numpy as np
 
+from pearl_robot.control.realtime import set_realtime_priority
+
 
 class Plant(Protocol):
     def joint_state(self, index: int) -> tuple[float, float, float]:
@@ -49,7 +51,9 @@ class Plant(Protocol):
 
     def hand_settled(self) -> bool: ...
 
-    def start(self) -> None: ...
+    def start(self, realtime_priority: int | None = None) -> None:
+        """Start its thread, if it has one (at SCHED_FIFO ``realtime_priority`` where permitted)."""
+        ...
 
     def stop(self) -> None: ...
 
@@ -101,7 +105,7 @@ class IdealPlant:
     def hand_settled(self) -> bool:
         return True
 
-    def start(self) -> None:
+    def start(self, realtime_priority: int | None = None) -> None:
         pass
 
     def stop(self) -> None:
@@ -149,6 +153,7 @@ class MujocoPlant:
         self.max_lag_s = max_lag_s
         self.clock = clock
         self.lag_events = 0  # times the thread fell more than max_lag_s behind and dropped time
+        self.realtime_granted = False
         self._lock = threading.Lock()
         # the operator's hand: per joint, held or not, where the hand is, where it goes, how fast
         self._held = np.zeros(n, dtype=bool)
@@ -232,12 +237,14 @@ class MujocoPlant:
         self.data.qvel[self._qvel[held]] = velocity
 
     # ---- the real-time thread ----------------------------------------------------------------
-    def start(self) -> None:
+    def start(self, realtime_priority: int | None = None) -> None:
         if self._thread is not None:
             return
         self._stop.clear()
         self._t0 = self.clock() - self.data.time
-        self._thread = threading.Thread(target=self._run, name="virtual-bus-physics", daemon=True)
+        self._thread = threading.Thread(
+            target=self._run, args=(realtime_priority,), name="virtual-bus-physics", daemon=True
+        )
         self._thread.start()
 
     def stop(self) -> None:
@@ -246,7 +253,10 @@ class MujocoPlant:
             self._thread.join(timeout=2.0)
             self._thread = None
 
-    def _run(self) -> None:
+    def _run(self, realtime_priority: int | None) -> None:
+        # at real-time priority beside a real-time serving thread: a physics step preempted by ordinary
+        # work while it holds the plant's lock would hold up the servos' answers (priority inversion)
+        self.realtime_granted = realtime_priority is not None and set_realtime_priority(realtime_priority)
         while not self._stop.wait(self.wake_s):
             self.advance_to(self.clock() - self._t0)
 

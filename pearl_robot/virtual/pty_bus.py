@@ -20,6 +20,10 @@ instructions (``_accept``), what the servos answer (``_dispatch``) and how an an
   reply goes to the host once its bytes would have crossed the wire too (after the Return Delay
   Times), and the wire carries one thing at a time. Off by default: it changes only when things
   happen, not what.
+- ``realtime``: the serving thread and the physics thread ask for SCHED_FIFO priority (where
+  permitted). A servo's microcontroller is not time-shared with anything, nor is the world it moves in;
+  on a loaded host the stand-in should not be either, or its own scheduling delays count against the
+  client (a fast loop's benchmark). Off by default.
 - Faults (``BusFaults``) can be changed while it runs: reply latency, lost replies (drop), damaged
   replies (the last byte, the CRC or checksum, flipped), scheduled hardware errors, a vanishing device.
 - ``hand`` is the operator's hand on the arm (``hand.hold(joint_index, true_position_rad)``);
@@ -47,10 +51,12 @@ from typing import Any, NamedTuple, Protocol, Self
 
 import numpy as np
 
+from pearl_robot.control.realtime import set_realtime_priority
 from pearl_robot.errors import ConfigError
 from pearl_robot.virtual.faults import BusFaults, ScheduledHardwareError
 from pearl_robot.virtual.plant import Hand, IdealPlant, MujocoPlant, Plant
 
+SERVING_PRIORITY, PHYSICS_PRIORITY = 50, 49  # ``realtime``: SCHED_FIFO priorities of the two threads
 COMMON_STAT_NAMES = (  # what every bus counts (``PtyServoBus.stat_names``: a protocol's own come after)
     "instructions",  # instruction packets received intact
     "replies",  # status packets sent (a FAST SYNC READ's combined packet: one per servo in it)
@@ -168,11 +174,14 @@ class PtyServoBus:
         faults: BusFaults | None = None,
         adapter_latency_s: float = 0.0,
         pace_wire_time: bool = False,
+        realtime: bool = False,
         link: str | os.PathLike[str] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.servos = list(servos)
         self.pace_wire_time = pace_wire_time
+        self.realtime = realtime
+        self.realtime_granted = False  # set by the serving thread when it got SCHED_FIFO
         self._wire_free_at = 0.0  # paced: when the wire is free again (the last instruction or reply on it)
         self._termios = array.array("I", [0] * 11)
         self.plant = plant
@@ -214,6 +223,7 @@ class PtyServoBus:
         faults: BusFaults | None = None,
         link: str | os.PathLike[str] | None = None,
         pace_wire_time: bool = False,
+        realtime: bool = False,
         **model_options: object,
     ) -> Self:
         """The servos of ``spec`` (ids and models from the YAML). ``physics=False`` uses an
@@ -221,7 +231,8 @@ class PtyServoBus:
         joint (default 0 ticks, direction 1); ``sensor_noise_ticks`` is the std of Gaussian encoder noise;
         ``return_delay_time`` (2 us units) overrides the factory value in every servo, as if configured
         before. Every servo listens at the spec's bus baud rate, or at ``servo_baud_rates`` (bps, per
-        joint). ``adapter_latency_ms``: see ``UsbAdapter``; ``pace_wire_time``: see the module docstring.
+        joint). ``adapter_latency_ms``: see ``UsbAdapter``; ``pace_wire_time``, ``realtime``: see the module
+        docstring.
         ``model_options``: what only this protocol's servos have (``_configure``). An unknown model or
         baud rate in the spec is a ``ConfigError``."""
         n = spec.num_joints
@@ -256,6 +267,7 @@ class PtyServoBus:
             faults=faults,
             adapter_latency_s=adapter_latency_ms / 1000.0,
             pace_wire_time=pace_wire_time,
+            realtime=realtime,
             link=link,
         )
 
@@ -348,7 +360,7 @@ class PtyServoBus:
         self._started_at = self.clock()
         self._scheduled = sorted(self.faults.hardware_errors, key=lambda e: e.after_s)
         self._apply_scheduled_faults()
-        self.plant.start()
+        self.plant.start(PHYSICS_PRIORITY if self.realtime else None)
         self._stop.clear()
         self._thread = threading.Thread(target=self._serve, name=self.thread_name, daemon=True)
         self._thread.start()
@@ -428,6 +440,8 @@ class PtyServoBus:
 
     def _serve(self) -> None:
         master = self._master
+        if self.realtime:
+            self.realtime_granted = set_realtime_priority(SERVING_PRIORITY)
         try:
             while not self._stop.is_set():
                 if self._vanish_requested.is_set() or self._vanish_due():

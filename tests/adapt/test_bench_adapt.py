@@ -213,6 +213,21 @@ def test_an_interrupted_training_is_resumed_not_evaluated_half_trained(tmp_path)
         bench.train(apply_overrides(cfg, ["lr=0.001"]), tmp_path / "run")
 
 
+def test_a_longer_budget_continues_a_finished_run_and_a_shorter_one_is_refused(tmp_path):
+    from pearl_robot.pearl.trainer import load_checkpoint
+
+    cfg = apply_overrides(load_config("arm-fleet-small"), TOY + ["num_iterations=1"])
+    bench.train(cfg, tmp_path / "run")
+    longer = apply_overrides(cfg, ["num_iterations=2", "eval_every=2"])
+    assert not bench._finished(longer, tmp_path / "run")
+    bench.train(longer, tmp_path / "run")  # continued from iteration 1, not retrained
+    saved, state = load_checkpoint(tmp_path / "run")
+    assert state["iteration"] == 2 and saved.num_iterations == 2
+    assert bench._finished(longer, tmp_path / "run")
+    with pytest.raises(PearlRobotError, match="longer than"):
+        bench.train(cfg, tmp_path / "run")
+
+
 def test_a_failed_training_is_one_clear_error_line(tmp_path):
     cfg = apply_overrides(load_config("arm-fleet-small"), TOY + ["family_params.remote_share=2.0"])
     jobs = [bench.TrainJob("seed 0 pearl", cfg, tmp_path / "pearl")]
