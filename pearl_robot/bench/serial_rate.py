@@ -9,7 +9,10 @@ the periods it missed (``periods_skipped``) instead of bursting to catch up. The
 the hardware file as it is (its control rate sets the connect-time lateness check and the retry
 budget: on a loaded machine one slow ping of the fifteen at connect would refuse a 500 Hz arm
 outright; the loop's own figures are what this measures). A cycle is *missed* when its read + write
-has not completed by the end of its period. ``wire_share``: the cycle's wire time over the median
+has not completed by the end of its period. Every ``IDLE_BLOCK`` cycles, as many idle periods: the
+host's own wake-up lateness in the same run (``host_would_miss``: idle periods woken later than the
+slack a median cycle leaves, so a cycle there would have been missed whatever the loop did; ``steal_s``:
+what the hypervisor took meanwhile). ``wire_share``: the cycle's wire time over the median
 cycle time. ``realtime`` (the default) runs the scenario at SCHED_FIFO where permitted (the connect
 too) and the loop as ``adapt`` runs a paced episode (the garbage collector frozen, memory locked where
 permitted), and the virtual bus with ``--realtime`` (its threads at SCHED_FIFO: a servo's
@@ -19,6 +22,7 @@ microcontroller is not time-shared); ``rt_granted`` says what the OS gave.
 from __future__ import annotations
 
 import math
+import os
 import time
 
 import numpy as np
@@ -30,6 +34,17 @@ from pearl_robot.dynamixel import protocol as proto
 from pearl_robot.dynamixel.bus import wire_time_s
 
 SPIN_S = 0.0005  # as RateLoop: sleep to this much before a deadline, then spin
+IDLE_BLOCK = 500  # cycles between blocks of as many idle periods (the host's own noise, same run)
+
+
+def _steal_s() -> float | None:
+    """CPU time the hypervisor took from this machine so far (/proc/stat's steal), None where unknown."""
+    try:
+        with open("/proc/stat") as f:
+            fields = f.readline().split()
+        return int(fields[8]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def _wait_until(deadline: float, clock) -> None:
@@ -63,6 +78,7 @@ def rate_run(
     physics: bool = True,
     fast_sync_read: bool = True,
     realtime: bool = True,
+    idle_block: int = IDLE_BLOCK,
 ) -> dict[str, object]:
     from pearl_robot.control.realtime import realtime_episode, realtime_priority
     from pearl_robot.robot.serial_robot import SerialRobot
@@ -76,7 +92,8 @@ def rate_run(
     late: list[float] = []
     missed = 0
     with realtime_priority(realtime) as rt_granted, virtual_bus_device(hardware, *options) as vbus:
-        robot = SerialRobot(spec, vbus.path, baudrate=baudrate, fast_sync_read=fast_sync_read)
+        # the Bus Watchdog at its longest (2.54 s): armed, yet the idle blocks (1 s at 500 Hz) never fire it
+        robot = SerialRobot(spec, vbus.path, baudrate=baudrate, fast_sync_read=fast_sync_read, bus_watchdog_ms=2540.0)
         with robot:
             robot.enable()
             hold = robot.read().position
@@ -86,9 +103,16 @@ def rate_run(
             clock = time.perf_counter
             skipped = 0
             times = [0.0] * cycles  # allocated before the loop: nothing grows in it
+            idle = [0.0] * cycles  # the host's own wake-up lateness, as many idle periods in between
+            steal_before = _steal_s()
             with realtime_episode(realtime) as grant:
                 start = clock() + period
                 for i in range(cycles):
+                    if i and i % idle_block == 0:  # a block of idle periods: what the host alone does
+                        for k in range(i - idle_block, i):
+                            _wait_until(start, clock)
+                            idle[k] = clock() - start
+                            start += period
                     _wait_until(start, clock)
                     t0 = clock()
                     robot.read()
@@ -104,10 +128,15 @@ def rate_run(
                         start += behind * period
                     else:
                         start = end
+                idled = idle_block * ((cycles - 1) // idle_block)
+            steal = _steal_s() - steal_before if steal_before is not None else None
             stats = robot.stats_dict()
             wire_s = wire_time_s(cycle_bytes(robot), baudrate)
             state_read = robot.state_read
     t = percentiles_us(times, "cycle_")
+    # an idle period whose wake-up came later than the slack a median cycle leaves would have been missed
+    slack = period - t["cycle_p50_us"] * 1e-6
+    host = np.asarray(idle[:idled])
     return {
         "rate_hz": rate_hz,
         "baudrate": baudrate,
@@ -128,6 +157,11 @@ def rate_run(
         "wire_time_us": wire_s * 1e6,
         "wire_share": wire_s * 1e6 / t["cycle_p50_us"],
         "period_us": period * 1e6,
+        "host_idle_periods": int(host.size),
+        "host_wake_late_max_us": float(host.max()) * 1e6 if host.size else None,
+        "host_would_miss": int((host > slack).sum()),
+        "host_would_miss_share": float((host > slack).mean()) if host.size else None,
+        "steal_s": steal,
         "stale_reads": stats.get("stale_reads", 0),
         "retries": stats.get("bus_retries", 0),
         "timeouts": stats.get("bus_timeouts", 0),

@@ -12,9 +12,7 @@ and RobotServer add over calling the robot locally. The 1.5x target is checked o
 the full ``ratio_*`` (which also charges the served robot's work to the link) is reported beside it.
 ``cpu_us_per_round_trip`` splits each side's CPU time (every thread, the ZeroMQ I/O threads included; Linux
 /proc) per round trip, client and server, for the link and the raw baseline of the same blocks: what the
-link costs independently of how the scheduler shares a busy machine. The timed blocks run as an
-adaptation episode's steps do (``realtime_episode``: the collector frozen and off, memory locked where
-permitted; ``episode`` says what was granted), for the raw baseline and RemoteRobot alike.
+link costs independently of how the scheduler shares a busy machine.
 Also measured: when the server's watchdog holds the arm after the client stops commanding.
 """
 
@@ -34,7 +32,6 @@ import numpy as np
 import zmq
 
 from pearl_robot.bench.common import machine, percentiles_us
-from pearl_robot.control.realtime import realtime_episode
 from pearl_robot.robot.base import RobotState
 from pearl_robot.robot.registry import open_robot
 from pearl_robot.robot.remote import RemoteRobot
@@ -197,17 +194,15 @@ def run(args: argparse.Namespace) -> dict[str, object]:
         per_block = max(1, args.iterations // args.blocks)
         me = os.getpid()
         cpu = dict.fromkeys(("raw_client", "raw_server", "remote_client", "remote_server"), 0.0)
-        # timed as an adaptation episode runs (``realtime_episode``: no collector pauses), both sides alike
-        with realtime_episode() as episode:
-            for _ in range(args.blocks):
-                client, server = _cpu_s(me), _cpu_s(raw_server.pid)
-                raw_times += _raw_block(raw, request, per_block)
-                cpu["raw_client"] += _cpu_s(me) - client
-                cpu["raw_server"] += _cpu_s(raw_server.pid) - server
-                client, server = _cpu_s(me), _cpu_s(robot_server.pid)
-                remote_times += _remote_block(robot, targets, per_block, robot_work)
-                cpu["remote_client"] += _cpu_s(me) - client
-                cpu["remote_server"] += _cpu_s(robot_server.pid) - server
+        for _ in range(args.blocks):
+            client, server = _cpu_s(me), _cpu_s(raw_server.pid)
+            raw_times += _raw_block(raw, request, per_block)
+            cpu["raw_client"] += _cpu_s(me) - client
+            cpu["raw_server"] += _cpu_s(raw_server.pid) - server
+            client, server = _cpu_s(me), _cpu_s(robot_server.pid)
+            remote_times += _remote_block(robot, targets, per_block, robot_work)
+            cpu["remote_client"] += _cpu_s(me) - client
+            cpu["remote_server"] += _cpu_s(robot_server.pid) - server
         hold_after = _hold_trials(robot, args.hold_trials)
         remote_events = dict(robot.events)
         server_events = robot.server_stats()["events"]
@@ -237,7 +232,6 @@ def run(args: argparse.Namespace) -> dict[str, object]:
         "iterations": len(remote_times),
         "request_bytes": len(request),
         "reply_bytes": len(reply),
-        "episode": episode.to_dict(),
         **raw_stats,
         **remote_stats,
         **work_stats,
