@@ -5,8 +5,8 @@ scripted controller (tuned on the training arms only), a scripted controller tun
 classical oracle) and random actions. Reports per episode the return, the share of the DR-SAC -> best
 oracle gap PEARL closes and PEARL minus the best single scripted controller (paired on goal sequences),
 mean and standard error over seeds, the adaptation value and the targets; writes OUT/bench_adapt.json and
-OUT/bench_adapt.png. Long: nine training runs at the arm-fleet-medium budget (48k gradient steps, about 20
-minutes each on one core here, two at a time with the default --jobs 2: about 95 minutes on 2 cores; the
+OUT/bench_adapt.png. Long: nine training runs at the arm-fleet-medium budget (72k gradient steps, about 30
+minutes each on one core here, two at a time with the default --jobs 2: about 140 minutes on 2 cores; the
 committed result is benchmarks/results/bench_adapt_arm-fleet.json); runs in OUT/seed-S/<method> are reused
 when finished, resumed when interrupted and continued when num_iterations grows, so it can be spread over
 several invocations. Not in run_all.py for that reason; extra arguments pass through (see `pearl-robot bench adapt

@@ -150,8 +150,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--realtime",
         action="store_true",
-        help="serve the pty at SCHED_FIFO priority where permitted (a servo's microcontroller is not time-shared: "
-        "on a loaded host the stand-in keeps its timing; a fast loop's benchmark uses it)",
+        help="serve the pty and run the physics at SCHED_FIFO priority where permitted (a servo's microcontroller "
+        "is not time-shared: on a loaded host the stand-in keeps its timing; a fast loop's benchmark uses it)",
     )
     parser.add_argument(
         "--firmware-version",
