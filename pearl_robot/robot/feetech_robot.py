@@ -109,41 +109,29 @@ class FeetechRobot(ServoBusRobot):
         ``low_latency``: set the USB adapter's latency timer to 1 ms where it has one. ``transport``
         replaces the serial port (tests)."""
         super().__init__(spec)
-        if on_close not in ("torque_off", "hold"):
-            raise ValueError(f"on_close must be 'torque_off' or 'hold', got {on_close!r}")
-        if fault_action not in ("hold", "torque_off"):
-            raise ValueError(f"fault_action must be 'hold' or 'torque_off', got {fault_action!r}")
-        if retries < 0:
-            raise ValueError(f"retries must be >= 0, got {retries}")
-        if timeout_margin_ms < 0:
-            raise ValueError(f"timeout_margin_ms must be >= 0, got {timeout_margin_ms}")
         if torque_limit is not None and not 0.0 < torque_limit <= 1.0:
             raise ValueError(f"torque_limit must be a fraction in (0, 1], got {torque_limit}")
         if acceleration is not None and not 0 <= acceleration <= 254:
             raise ValueError(f"acceleration must be 0 to 254 (x 100 steps/s^2), got {acceleration}")
-        self.device = device
-        self.baudrate = int(baudrate or spec.bus.baudrate)
+        self._init_bus_options(
+            device,
+            baudrate=baudrate,
+            latency_timer_ms=latency_timer_ms,
+            on_close=on_close,
+            fault_action=fault_action,
+            retries=retries,
+            timeout_margin_ms=timeout_margin_ms,
+            return_delay_us=return_delay_us,
+            read_effort=read_effort,
+            low_latency=low_latency,
+            transport=transport,
+        )
         if self.baudrate not in FEETECH_BAUDRATES:
             rates = ", ".join(map(str, FEETECH_BAUDRATES))
             raise ConfigError(spec.source, "bus.baudrate", f"Feetech servos talk at {rates} bps, not {self.baudrate}")
-        self.latency_timer_ms = float(spec.bus.latency_timer_ms if latency_timer_ms is None else latency_timer_ms)
-        self.on_close = on_close
-        self.fault_action = fault_action
-        self.retries = retries
-        self.timeout_margin_ms = timeout_margin_ms
-        self.return_delay_us = return_delay_us
-        self.read_effort = read_effort
         self.torque_limit = torque_limit
         self.acceleration = acceleration
-        self.low_latency = low_latency
-        self._transport = transport
-        self.ids = [j.servo_id for j in spec.joints]
-        self.tables: list[FeetechControlTable] = []
-        for i, joint in enumerate(spec.joints):
-            try:
-                self.tables.append(control_table(joint.model))
-            except KeyError as exc:
-                raise ConfigError(spec.source, f"joints[{i}].model", str(exc.args[0])) from None
+        self.tables: list[FeetechControlTable] = self._load_tables(control_table)
         self._names = feedback_items(self.tables[0])
         block = common_address(self.tables, self._names)
         if block is None or any(feedback_items(t) != self._names for t in self.tables):

@@ -153,14 +153,19 @@ class SerialRobot(ServoBusRobot):
         every servo has it (0/false: always the plain SYNC READ). ``transport`` replaces the serial port
         (tests)."""
         super().__init__(spec)
-        if on_close not in ("torque_off", "hold"):
-            raise ValueError(f"on_close must be 'torque_off' or 'hold', got {on_close!r}")
-        if fault_action not in ("hold", "torque_off"):
-            raise ValueError(f"fault_action must be 'hold' or 'torque_off', got {fault_action!r}")
-        if retries < 0:
-            raise ValueError(f"retries must be >= 0, got {retries}")
-        if timeout_margin_ms < 0:
-            raise ValueError(f"timeout_margin_ms must be >= 0, got {timeout_margin_ms}")
+        self._init_bus_options(
+            device,
+            baudrate=baudrate,
+            latency_timer_ms=latency_timer_ms,
+            on_close=on_close,
+            fault_action=fault_action,
+            retries=retries,
+            timeout_margin_ms=timeout_margin_ms,
+            return_delay_us=return_delay_us,
+            read_effort=read_effort,
+            low_latency=low_latency,
+            transport=transport,
+        )
         if fast_sync_read not in (0, 1):
             raise ValueError(f"fast_sync_read must be 1 or 0 (true or false), got {fast_sync_read!r}")
         self.fast_sync_read = bool(fast_sync_read)
@@ -171,26 +176,10 @@ class SerialRobot(ServoBusRobot):
         if not 0 <= units <= 127:
             raise ValueError(f"bus_watchdog_ms must be 0 (off) to {127 * 20}, got {bus_watchdog_ms}")
         self.bus_watchdog_units = units
-        self.low_latency = low_latency
-        self.device = device
-        self.baudrate = int(baudrate or spec.bus.baudrate)
-        self.latency_timer_ms = float(spec.bus.latency_timer_ms if latency_timer_ms is None else latency_timer_ms)
-        self.on_close = on_close
-        self.fault_action = fault_action
-        self.retries = retries
-        self.timeout_margin_ms = timeout_margin_ms
-        self.return_delay_us = return_delay_us
-        self.read_effort = read_effort
-        self._transport = transport
-        self.ids = [j.servo_id for j in spec.joints]
-        self.tables: list[ControlTable] = []
-        for i, joint in enumerate(spec.joints):
-            try:
-                self.tables.append(control_table(joint.model))
-            except KeyError as exc:
-                raise ConfigError(spec.source, f"joints[{i}].model", str(exc.args[0])) from None
-            if self.baudrate not in self.tables[-1].baud_rates.values():
-                rates = ", ".join(map(str, self.tables[-1].baud_rates.values()))
+        self.tables: list[ControlTable] = self._load_tables(control_table)
+        for joint, table in zip(spec.joints, self.tables):
+            if self.baudrate not in table.baud_rates.values():
+                rates = ", ".join(map(str, table.baud_rates.values()))
                 why = f"{joint.model} ({joint.name}) cannot talk at {self.baudrate} bps (it can: {rates})"
                 raise ConfigError(spec.source, "bus.baudrate", why)
         self._effort_scale = [self._effort_unit(t) for t in self.tables]

@@ -3,8 +3,9 @@
 deadlines derived from it, stale-read flagging, the guard that makes the arm safe when the bus is lost,
 and the counters.
 
-A subclass provides ``device``, ``ids``, ``spec``, ``baudrate``, ``latency_timer_ms``, ``low_latency``,
-``fault_action``, ``bus`` (a ``ServoBusBase``: ``measure_latency``, ``latency``, ``stats``), ``bus_stats``,
+A subclass calls ``_init_bus_options`` (``device``, ``ids``, ``baudrate``, ``latency_timer_ms``,
+``low_latency``, ``fault_action`` and the other shared options, checked) and ``_load_tables``, and provides
+``bus`` (a ``ServoBusBase``: ``measure_latency``, ``latency``, ``stats``), ``bus_stats``,
 ``stats``, ``adapter``, ``notices``, ``_latency``, ``_last_ticks``, ``_last_read``, ``_last_read_at``,
 ``_stale_streak``, ``_read_retries``, and the protocol's own ``_sync_read_state``, ``_decode``,
 ``_sync_write_value``, ``_enable_on_bus`` and ``_torque_off``.
@@ -14,9 +15,11 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
+from typing import Any
 
 from pearl_robot.dynamixel.adapter import inspect_adapter, set_low_latency
-from pearl_robot.errors import RobotFault
+from pearl_robot.errors import ConfigError, RobotFault
 from pearl_robot.robot.base import Fault, Robot
 from pearl_robot.servo_bus import CommError, PortError, SerialTransport
 
@@ -29,6 +32,54 @@ MAX_LATENESS_SHARE = 0.6
 
 class ServoBusRobot(Robot):
     """The protocol-neutral half of a servo-bus backend (see the module docstring)."""
+
+    def _init_bus_options(
+        self,
+        device: str,
+        *,
+        baudrate: int | None,
+        latency_timer_ms: float | None,
+        on_close: str,
+        fault_action: str,
+        retries: int,
+        timeout_margin_ms: float,
+        return_delay_us: float | None,
+        read_effort: bool,
+        low_latency: bool,
+        transport: Any,
+    ) -> None:
+        """Check and keep the options every servo-bus backend takes (after ``Robot.__init__``)."""
+        if on_close not in ("torque_off", "hold"):
+            raise ValueError(f"on_close must be 'torque_off' or 'hold', got {on_close!r}")
+        if fault_action not in ("hold", "torque_off"):
+            raise ValueError(f"fault_action must be 'hold' or 'torque_off', got {fault_action!r}")
+        if retries < 0:
+            raise ValueError(f"retries must be >= 0, got {retries}")
+        if timeout_margin_ms < 0:
+            raise ValueError(f"timeout_margin_ms must be >= 0, got {timeout_margin_ms}")
+        spec = self.spec
+        self.device = device
+        self.baudrate = int(baudrate or spec.bus.baudrate)
+        self.latency_timer_ms = float(spec.bus.latency_timer_ms if latency_timer_ms is None else latency_timer_ms)
+        self.on_close = on_close
+        self.fault_action = fault_action
+        self.retries = retries
+        self.timeout_margin_ms = timeout_margin_ms
+        self.return_delay_us = return_delay_us
+        self.read_effort = read_effort
+        self.low_latency = low_latency
+        self._transport = transport
+        self.ids = [j.servo_id for j in spec.joints]
+
+    def _load_tables(self, control_table: Callable[[str], Any]) -> list[Any]:
+        """Each joint's control table by its model name; an unknown model is a ConfigError naming the joint."""
+        tables = []
+        for i, joint in enumerate(self.spec.joints):
+            try:
+                tables.append(control_table(joint.model))
+            except KeyError as exc:
+                raise ConfigError(self.spec.source, f"joints[{i}].model", str(exc.args[0])) from None
+        return tables
 
     def joint_label(self, servo_id: int) -> str:
         return f"{self.spec.joint_names[self.ids.index(servo_id)]} (id {servo_id})"
