@@ -63,6 +63,8 @@ class PEARLConfig:
     lr: float = 3e-4
     policy_mean_reg_weight: float = 1e-3
     policy_std_reg_weight: float = 1e-3
+    learned_temperature: bool = False  # True: SAC-v2's learned alpha instead of the paper's fixed 1 (docs/pearl.md)
+    target_entropy: float | None = None  # the learned alpha's entropy target; None: -action_dim
 
     # ---- context options --------------------------------------------------------------------------
     use_next_obs_in_context: bool = False

@@ -8,6 +8,11 @@ One step for ``T`` tasks (PEARL.md "Losses per gradient step"):
 5. policy loss = mean(log pi - min Q) + 1e-3 mean(mean^2) + 1e-3 mean(log_std^2);
 6. target V Polyak-averaged with tau.
 
+The temperature is fixed at 1 (its role is played by reward_scale), as in the paper. ``learned_temperature``
+(PEARLConfig, a departure listed in docs/pearl.md) learns it as SAC-v2 does: alpha = exp(log_alpha) from 1,
+trained so the policy's entropy tracks ``target_entropy`` (default -action_dim); V's target becomes
+min Q - alpha log pi and the policy loss mean(alpha log pi - min Q) + regularisers.
+
 Every network is evaluated once per step, with all ``T * B`` rows in one forward: the encoder once over
 all ``T * N`` context rows, Q1 and Q2 together (an ensemble of 2: one ``baddbmm`` per layer) on the
 buffer actions, and once more on the policy's actions with the Q weights detached (so the policy's dQ/da
@@ -38,6 +43,7 @@ STAT_NAMES = (
     "log_pi_mean",
     "z_mean_abs",
     "z_var_mean",
+    "alpha",
 )
 
 
@@ -63,11 +69,12 @@ class Losses:
     kl_loss: torch.Tensor
     v_loss: torch.Tensor
     policy_loss: torch.Tensor
+    alpha_loss: torch.Tensor  # 0 unless the temperature is learned
     stats: torch.Tensor  # detached, in STAT_NAMES order
 
     @property
     def total(self) -> torch.Tensor:
-        return self.q_loss + self.kl_loss + self.v_loss + self.policy_loss
+        return self.q_loss + self.kl_loss + self.v_loss + self.policy_loss + self.alpha_loss
 
 
 class SoftActorCritic:
@@ -82,11 +89,18 @@ class SoftActorCritic:
         policy_mean_reg_weight: float = 1e-3,
         policy_std_reg_weight: float = 1e-3,
         generator: torch.Generator | None = None,
+        learned_temperature: bool = False,
+        target_entropy: float | None = None,
     ) -> None:
         self.agent = agent
         self.reward_scale, self.kl_lambda, self.gamma, self.tau = reward_scale, kl_lambda, gamma, tau
         self.policy_mean_reg_weight, self.policy_std_reg_weight = policy_mean_reg_weight, policy_std_reg_weight
         self.generator = generator
+        self.learned_temperature = learned_temperature
+        self.target_entropy = float(-agent.dims.action_dim if target_entropy is None else target_entropy)
+        device = next(agent.parameters()).device
+        # log alpha from 0: alpha starts at the paper's fixed 1; a parameter only where it is learned
+        self.log_alpha = torch.zeros((), device=device, requires_grad=learned_temperature)
         # one Adam over every trained parameter: Adam is per-parameter, so this equals the reference's
         # separate optimizers with one learning rate (the target V is not a parameter of it)
         params = [
@@ -94,6 +108,7 @@ class SoftActorCritic:
             *agent.policy.parameters(),
             *agent.qf.parameters(),
             *agent.vf.parameters(),
+            *([self.log_alpha] if learned_temperature else []),
         ]
         self.optimizer = torch.optim.Adam(params, lr=lr, fused=True)
         self.num_steps = 0
@@ -134,9 +149,15 @@ class SoftActorCritic:
         q_new = agent.qf(torch.cat([obs, new_actions, z_detached], dim=-1), detach_params=True)
         min_q_new = torch.minimum(q_new[0], q_new[1])
         v_pred = agent.vf(obs_z)
-        v_loss = F.mse_loss(v_pred, (min_q_new - log_pi).detach())
+        if self.learned_temperature:
+            alpha = self.log_alpha.detach().exp()
+            scaled_log_pi = alpha * log_pi
+            alpha_loss = -(self.log_alpha * (log_pi.detach() + self.target_entropy)).mean()
+        else:
+            alpha, scaled_log_pi, alpha_loss = self.log_alpha.exp(), log_pi, torch.zeros((), device=obs.device)
+        v_loss = F.mse_loss(v_pred, (min_q_new - scaled_log_pi).detach())
         policy_loss = (
-            (log_pi - min_q_new).mean()
+            (scaled_log_pi - min_q_new).mean()
             + self.policy_mean_reg_weight * policy_mean.pow(2).mean()
             + self.policy_std_reg_weight * policy_log_std.pow(2).mean()
         )
@@ -153,9 +174,10 @@ class SoftActorCritic:
                     log_pi.mean(),
                     mean.abs().mean(),
                     var.mean(),
+                    alpha,
                 ]
             )
-        return Losses(q_loss, kl, kl_loss, v_loss, policy_loss, stats)
+        return Losses(q_loss, kl, kl_loss, v_loss, policy_loss, alpha_loss, stats)
 
     def train_step(self, batch: TrainBatch) -> torch.Tensor:
         """One gradient step on every network, then the target update; returns the detached stats."""
@@ -168,8 +190,14 @@ class SoftActorCritic:
         return losses.stats
 
     def state_dict(self) -> dict:
-        return {"optimizer": self.optimizer.state_dict(), "num_steps": self.num_steps}
+        return {
+            "optimizer": self.optimizer.state_dict(),
+            "num_steps": self.num_steps,
+            "log_alpha": self.log_alpha.item(),
+        }
 
     def load_state_dict(self, state: dict) -> None:
         self.optimizer.load_state_dict(state["optimizer"])
         self.num_steps = int(state["num_steps"])
+        with torch.no_grad():  # checkpoints from before the option have none: the fixed alpha 1
+            self.log_alpha.fill_(float(state.get("log_alpha", 0.0)))

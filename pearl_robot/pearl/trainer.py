@@ -140,6 +140,8 @@ class MetaTrainer:
             policy_mean_reg_weight=cfg.policy_mean_reg_weight,
             policy_std_reg_weight=cfg.policy_std_reg_weight,
             generator=self.generator,
+            learned_temperature=cfg.learned_temperature,
+            target_entropy=cfg.target_entropy,
         )
         n = len(self.train_tasks)
         self.rl_buffer = MultiTaskReplayBuffer(n, self.layout, cfg.replay_buffer_size)

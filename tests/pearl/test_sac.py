@@ -158,3 +158,64 @@ def test_recurrent_agent_trains():
     agent, sac = _setup(recurrent=True)
     stats = sac.train_step(_batch(agent))
     assert torch.isfinite(stats).all()
+
+
+def _learned(seed: int = 0, target_entropy: float | None = None):
+    agent, _ = _setup(seed)
+    sac = SoftActorCritic(
+        agent, generator=torch.Generator().manual_seed(seed), learned_temperature=True, target_entropy=target_entropy
+    )
+    return agent, sac
+
+
+def test_fixed_temperature_is_one_and_not_trained():
+    agent, sac = _setup()
+    stats = sac.train_step(_batch(agent))
+    assert not sac.log_alpha.requires_grad and sac.log_alpha.item() == 0.0
+    assert float(stats[-1]) == 1.0  # the "alpha" stat
+
+
+def test_learned_temperature_trains_alpha_alone_and_scales_log_pi():
+    agent, sac = _learned()
+    assert sac.target_entropy == -ACT  # SAC-v2's default
+    batch = _batch(agent)
+    losses = sac.compute_losses(batch)
+    agent.zero_grad(set_to_none=True)
+    losses.alpha_loss.backward()
+    assert sac.log_alpha.grad is not None and float(sac.log_alpha.grad) != 0.0
+    assert _grads(agent) == 0.0  # the temperature's loss trains nothing else
+    # with alpha = 1 the V and policy losses are the fixed-temperature ones, at alpha 2 log pi counts twice
+    fixed = SoftActorCritic(agent, generator=torch.Generator().manual_seed(0))
+    sac.generator, fixed.generator = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
+    a, b = sac.compute_losses(batch), fixed.compute_losses(batch)
+    assert torch.allclose(a.policy_loss, b.policy_loss) and torch.allclose(a.v_loss, b.v_loss)
+    with torch.no_grad():
+        sac.log_alpha.fill_(torch.log(torch.tensor(2.0)))
+    sac.generator = torch.Generator().manual_seed(5)
+    doubled = sac.compute_losses(batch)
+    assert float(doubled.stats[-1]) == pytest.approx(2.0)
+    # the same sample: the policy loss grows by mean(log pi) (the entropy term counted twice)
+    log_pi = float(b.stats[6])
+    assert float(doubled.policy_loss.detach()) == pytest.approx(float(b.policy_loss.detach()) + log_pi, rel=1e-5)
+
+
+@pytest.mark.parametrize("target, direction", [(-50.0, -1), (50.0, 1)])
+def test_alpha_moves_so_the_entropy_tracks_its_target(target, direction):
+    """Entropy above the target (-50: far below any policy's) lowers alpha; below it (+50) raises it."""
+    agent, sac = _learned(target_entropy=target)
+    batch = _batch(agent)
+    for _ in range(5):
+        sac.train_step(batch)
+    assert direction * sac.log_alpha.item() > 0
+
+
+def test_learned_alpha_survives_a_checkpoint():
+    agent, sac = _learned()
+    batch = _batch(agent)
+    for _ in range(3):
+        sac.train_step(batch)
+    state = sac.state_dict()
+    agent2, sac2 = _learned()
+    sac2.load_state_dict(state)
+    assert sac2.log_alpha.item() == sac.log_alpha.item() != 0.0
+    assert sac2.log_alpha.requires_grad
