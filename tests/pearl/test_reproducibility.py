@@ -28,9 +28,10 @@ def test_one_seed_gives_identical_progress(tmp_path):
     assert _train(tmp_path / "c", seed=4) != a
 
 
-def test_two_iterations_plus_resume_one_equals_three(tmp_path):
-    straight = _train(tmp_path / "straight", num_iterations=3)
-    _train(tmp_path / "resumed", num_iterations=2)
+@pytest.mark.parametrize("learned_temperature", [False, True])
+def test_two_iterations_plus_resume_one_equals_three(tmp_path, learned_temperature):
+    straight = _train(tmp_path / "straight", num_iterations=3, learned_temperature=learned_temperature)
+    _train(tmp_path / "resumed", num_iterations=2, learned_temperature=learned_temperature)
     assert main(["train", "--resume", str(tmp_path / "resumed"), "--set", "num_iterations=3", "--quiet"]) == 0
     assert (tmp_path / "resumed" / "progress.csv").read_text() == straight
     # the final weights agree too
@@ -39,6 +40,8 @@ def test_two_iterations_plus_resume_one_equals_three(tmp_path):
     for key in a["agent"]:
         assert torch.equal(a["agent"][key], b["agent"][key]), key
     assert a["collect_rng"] == b["collect_rng"] and a["train_rng"] == b["train_rng"]
+    alphas = {float(row["alpha"]) for row in read_progress(tmp_path / "straight" / "progress.csv")}
+    assert (alphas == {1.0}) is not learned_temperature  # learned: it moved from 1
 
 
 def test_resume_from_an_older_checkpoint_drops_later_rows(tmp_path):
