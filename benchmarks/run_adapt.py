@@ -7,7 +7,7 @@ oracle gap PEARL closes and PEARL minus the best single scripted controller (pai
 mean and standard error over seeds, the adaptation value and the targets; writes OUT/bench_adapt.json and
 OUT/bench_adapt.png. Long: nine training runs at the arm-fleet-medium budget (72k gradient steps, about 30
 minutes each on one core here, two at a time with the default --jobs 2: about 140 minutes on 2 cores; the
-committed result is benchmarks/results/bench_adapt_arm-fleet.json); runs in OUT/seed-S/<method> are reused
+committed results and their commands: benchmarks/results/README.md); runs in OUT/seed-S/<method> are reused
 when finished, resumed when interrupted and continued when num_iterations grows, so it can be spread over
 several invocations. Not in run_all.py for that reason; extra arguments pass through (see `pearl-robot bench adapt
 --help`)."""
