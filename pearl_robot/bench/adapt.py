@@ -82,6 +82,13 @@ DEFINITIONS = {
     "gap_closed_per_episode": "per seed and episode (R_pearl_posterior_sampling - R_dr_sac) / (best_oracle - "
     "R_dr_sac), R_dr_sac its mean over episodes; mean over seeds (null for a seed where DR-SAC is not below "
     "the best oracle); gap_closed_stderr_per_episode: standard error over seeds",
+    "gap_closed_pooled_per_episode": "per episode the sum over seeds of (R_pearl_posterior_sampling - R_dr_sac) "
+    "over the sum over seeds of (best_oracle - R_dr_sac): the ratio of the mean gains, which a seed with a "
+    "small gap cannot inflate as it can the mean of per-seed ratios; "
+    "gap_closed_pooled_leave_one_seed_out_min_per_episode: its smallest value with any one seed left out",
+    "pearl_minus_best_oracle_per_episode": "per episode the mean over held-out arms (seeds x tasks) of "
+    "R_pearl_posterior_sampling minus that arm's better oracle (rl_oracle or scripted_per_task), with its "
+    "standard error over arms; _by_kind: the same mean per kind of arm, where the family names kinds",
     "margin_over_scripted_per_episode": "per episode the mean over all goal sequences (seeds x held-out tasks x "
     "repeats) of R_pearl_posterior_sampling - R_scripted_best_single on the same sequence (the scripted "
     "return: its mean over that sequence's episodes); margin_over_scripted_stderr_per_episode: the standard "
@@ -330,7 +337,7 @@ def mean_stderr(per_seed: np.ndarray) -> tuple[list[float | None], list[float | 
 
 def best_oracle(rl_oracle: np.ndarray, scripted_per_task: np.ndarray) -> float:
     """Per held-out task the better of the two oracles (``[tasks, repeats, episodes]`` each), averaged."""
-    return float(np.maximum(rl_oracle.mean(axis=(1, 2)), scripted_per_task.mean(axis=(1, 2))).mean())
+    return float(oracle_per_task(rl_oracle, scripted_per_task).mean())
 
 
 def gap_closed(pearl: np.ndarray, dr: np.ndarray, oracle: float) -> np.ndarray:
@@ -340,6 +347,49 @@ def gap_closed(pearl: np.ndarray, dr: np.ndarray, oracle: float) -> np.ndarray:
     if not oracle > dr_level:
         return np.full(pearl.shape[-1], np.nan)
     return (pearl.mean(axis=(0, 1)) - dr_level) / (oracle - dr_level)
+
+
+def pooled_gap_closed(pearl: np.ndarray, dr_levels: np.ndarray, oracles: np.ndarray) -> list[float | None]:
+    """Per episode ``sum(R_pearl - R_dr) / sum(oracle - R_dr)`` over seeds (``pearl`` ``[seeds, episodes]``,
+    the others ``[seeds]``); None where the summed gap is not positive."""
+    gap = float(np.sum(oracles - dr_levels))
+    if not gap > 0:
+        return [None] * pearl.shape[-1]
+    return [float(v) for v in (pearl - dr_levels[:, None]).sum(axis=0) / gap]
+
+
+def leave_one_out_min_gap(pearl: np.ndarray, dr_levels: np.ndarray, oracles: np.ndarray) -> list[float | None]:
+    """Per episode the smallest ``pooled_gap_closed`` over the subsets with one seed left out (None with
+    fewer than 3 seeds, or where a subset has no gap)."""
+    n = len(dr_levels)
+    if n < 3:
+        return [None] * pearl.shape[-1]
+    subsets = [pooled_gap_closed(*(np.delete(a, i, axis=0) for a in (pearl, dr_levels, oracles))) for i in range(n)]
+    return [None if None in column else min(column) for column in zip(*subsets)]
+
+
+def oracle_per_task(rl_oracle: np.ndarray, scripted_per_task: np.ndarray) -> np.ndarray:
+    """Per held-out task the better oracle's mean return (``[tasks, repeats, episodes]`` each)."""
+    return np.maximum(rl_oracle.mean(axis=(1, 2)), scripted_per_task.mean(axis=(1, 2)))
+
+
+def margin_over_oracle(
+    pearl: Sequence[np.ndarray], oracles: Sequence[np.ndarray], kinds: Sequence[Sequence[str | None]]
+) -> dict[str, Any]:
+    """PEARL minus each held-out arm's better oracle per episode, pooled over seeds' arms (``pearl`` each
+    ``[tasks, repeats, episodes]``, ``oracles`` each ``[tasks]``), with the standard error over arms and the
+    mean per kind of arm."""
+    diffs = np.concatenate([p.mean(axis=1) - o[:, None] for p, o in zip(pearl, oracles)])  # [arms, episodes]
+    labels = [k for row in kinds for k in row]
+    by_kind = {
+        kind: [float(v) for v in diffs[[label == kind for label in labels]].mean(axis=0)]
+        for kind in sorted({k for k in labels if k is not None})
+    }
+    return {
+        "mean": [float(v) for v in diffs.mean(axis=0)],
+        "stderr": [_stderr(column) for column in diffs.T],
+        "by_kind": by_kind,
+    }
 
 
 def margin_per_episode(pearl: Sequence[np.ndarray], scripted: Sequence[np.ndarray]) -> dict[str, list]:
@@ -568,6 +618,14 @@ def run(args: argparse.Namespace) -> dict[str, object]:
             (level[m],), (level_err[m],) = mean_stderr(per_episode[m].mean(axis=1, keepdims=True))
     gap_mean, gap_err = mean_stderr(np.array([row["gap_closed_per_episode"] for row in per_seed], dtype=float))
     margin = margin_per_episode([returns[s][PEARL] for s in seeds], [returns[s][BEST_SINGLE] for s in seeds])
+    levels = np.array([row["dr_sac_level"] for row in per_seed])
+    oracles = np.array([row["best_oracle"] for row in per_seed])
+    gap_pooled = pooled_gap_closed(per_episode[PEARL], levels, oracles)
+    over_oracle = margin_over_oracle(
+        [returns[s][PEARL] for s in seeds],
+        [oracle_per_task(returns[s][RL_ORACLE], returns[s][PER_TASK]) for s in seeds],
+        [[task["kind"] for task in row["held_out_tasks"]] for row in per_seed],
+    )
     pooled = {m: np.concatenate([returns[s][m].ravel() for s in seeds]) for m in (PER_TASK, BEST_SINGLE, RANDOM)}
     value = adaptation_value(pooled[PER_TASK], pooled[BEST_SINGLE], pooled[RANDOM])
     sequences = {m: np.concatenate([returns[s][m].reshape(-1, ep) for s in seeds]) for m in methods}
@@ -591,6 +649,13 @@ def run(args: argparse.Namespace) -> dict[str, object]:
         "return_level_stderr": level_err,
         "gap_closed_per_episode": gap_mean,
         "gap_closed_stderr_per_episode": gap_err,
+        "gap_closed_pooled_per_episode": gap_pooled,
+        "gap_closed_pooled_leave_one_seed_out_min_per_episode": leave_one_out_min_gap(
+            per_episode[PEARL], levels, oracles
+        ),
+        "pearl_minus_best_oracle_per_episode": over_oracle["mean"],
+        "pearl_minus_best_oracle_stderr_per_episode": over_oracle["stderr"],
+        "pearl_minus_best_oracle_by_kind_per_episode": over_oracle["by_kind"],
         "margin_over_scripted_per_episode": margin["mean"],
         "margin_over_scripted_stderr_per_episode": margin["stderr"],
         "clearly_above": margin["clearly_above"],
@@ -602,6 +667,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
         "targets": {
             "pearl_above_best_single_scripted_by_episode_3": margin["clearly_above"][third],
             "gap_closed_by_episode_3>=0.9": bool(gap_third is not None and gap_third >= 0.9),
+            "gap_closed_pooled_by_episode_3>=0.9": bool(gap_pooled[third] is not None and gap_pooled[third] >= 0.9),
             "adaptation_value>=0.25": bool(value is not None and value >= 0.25),
         },
         "definitions": DEFINITIONS,

@@ -36,11 +36,14 @@ def _args(out, *extra):
 def _recomputed(result):
     """The contract's figures from the raw returns in the JSON alone."""
     returns = [{m: np.array(v) for m, v in row["returns"].items()} for row in result["per_seed"]]
-    gaps = []
+    gaps, gains, gaps_to_close, over_oracle = [], [], [], []
     for r in returns:
-        oracle = np.maximum(r["rl_oracle"].mean(axis=(1, 2)), r["scripted_per_task"].mean(axis=(1, 2))).mean()
-        dr = r["dr_sac"].mean()
+        per_arm = np.maximum(r["rl_oracle"].mean(axis=(1, 2)), r["scripted_per_task"].mean(axis=(1, 2)))
+        oracle, dr = per_arm.mean(), r["dr_sac"].mean()
         gaps.append((r["pearl_posterior_sampling"].mean(axis=(0, 1)) - dr) / (oracle - dr))
+        gains.append(r["pearl_posterior_sampling"].mean(axis=(0, 1)) - dr)
+        gaps_to_close.append(oracle - dr)
+        over_oracle.append(r["pearl_posterior_sampling"].mean(axis=1) - per_arm[:, None])
     diffs = np.concatenate(
         [
             (r["pearl_posterior_sampling"] - r["scripted_best_single"].mean(axis=2, keepdims=True)).reshape(
@@ -53,6 +56,8 @@ def _recomputed(result):
         "scripted_best_single", "scripted_per_task", "random"))  # fmt: skip
     return {
         "gap": np.mean(gaps, axis=0),
+        "gap_pooled": np.sum(gains, axis=0) / np.sum(gaps_to_close) if np.sum(gaps_to_close) > 0 else None,
+        "over_oracle": np.concatenate(over_oracle).mean(axis=0),
         "margin": diffs.mean(axis=0),
         "margin_stderr": diffs.std(axis=0, ddof=1) / np.sqrt(len(diffs)),
         "value": (per_task - single) / (single - rnd),
@@ -79,7 +84,8 @@ def test_bench_adapt_end_to_end_and_reused(tmp_path):
         assert len(result[key]) == 2, key
     assert set(result["return_level"]) == METHODS - {"pearl_posterior_sampling"}
     assert set(result["targets"]) == {
-        "pearl_above_best_single_scripted_by_episode_3", "gap_closed_by_episode_3>=0.9", "adaptation_value>=0.25"
+        "pearl_above_best_single_scripted_by_episode_3", "gap_closed_by_episode_3>=0.9",
+        "gap_closed_pooled_by_episode_3>=0.9", "adaptation_value>=0.25",
     }  # fmt: skip
     assert set(result["definitions"]) >= {"gap_closed_per_episode", "margin_over_scripted_per_episode",
                                           "adaptation_value", "best_oracle"}  # fmt: skip
@@ -99,6 +105,13 @@ def test_bench_adapt_end_to_end_and_reused(tmp_path):
     # the figures are the contract's, recomputed from the returns in the JSON
     again = _recomputed(result)
     assert np.allclose(result["gap_closed_per_episode"], again["gap"], atol=1e-3)
+    if again["gap_pooled"] is None:
+        assert result["gap_closed_pooled_per_episode"] == [None, None]
+    else:
+        assert np.allclose(result["gap_closed_pooled_per_episode"], again["gap_pooled"], atol=1e-3)
+    assert result["gap_closed_pooled_leave_one_seed_out_min_per_episode"] == [None, None]  # 2 seeds: undefined
+    assert np.allclose(result["pearl_minus_best_oracle_per_episode"], again["over_oracle"], atol=1e-3)
+    assert set(result["pearl_minus_best_oracle_by_kind_per_episode"]) <= {"loaded", "remote"}
     assert np.allclose(result["margin_over_scripted_per_episode"], again["margin"], atol=1e-3)
     assert np.allclose(result["margin_over_scripted_stderr_per_episode"], again["margin_stderr"], atol=1e-3)
     assert result["clearly_above"] == [bool(m > 2 * e) for m, e in zip(again["margin"], again["margin_stderr"])]
@@ -169,6 +182,31 @@ def test_gap_closed_best_oracle_and_adaptation_value_on_hand_made_returns():
 
     means, errors = bench.mean_stderr(np.array([[1.0, np.nan], [3.0, 2.0]]))
     assert means == [2.0, 2.0] and errors == [pytest.approx(1.0), None]
+
+
+def test_pooled_gap_is_a_ratio_of_sums_that_a_small_gap_cannot_inflate():
+    pearl = np.array([[-10.0, -8.0], [-10.0, -4.0], [-10.0, -9.5]])  # [seeds, episodes]
+    dr = np.array([-10.0, -10.0, -10.0])
+    oracle = np.array([-9.0, -2.0, -9.75])  # gaps to close: 1, 8 and 0.25
+    # per seed the gap closed at episode 2 is 2.0, 0.75 and 2.0 (mean 1.58); pooled it is (2 + 6 + 0.5) / 9.25
+    assert bench.pooled_gap_closed(pearl, dr, oracle) == pytest.approx([0.0, 8.5 / 9.25])
+    # leaving out the seed with the large gap leaves (2 + 0.5) / 1.25 = 2.0; leaving out the first, the worst
+    assert bench.leave_one_out_min_gap(pearl, dr, oracle) == pytest.approx([0.0, 6.5 / 8.25])
+    assert bench.leave_one_out_min_gap(pearl[:2], dr[:2], oracle[:2]) == [None, None]  # 2 seeds: undefined
+    assert bench.pooled_gap_closed(pearl, dr, dr) == [None, None]  # nothing to close: undefined
+
+
+def test_pearl_minus_best_oracle_is_per_arm_and_per_kind():
+    shape = (2, 3, 2)  # tasks, repeats, episodes
+    rl = np.stack([np.full(shape[1:], -2.0), np.full(shape[1:], -6.0)])
+    per_task = np.stack([np.full(shape[1:], -4.0), np.full(shape[1:], -3.0)])
+    oracles = bench.oracle_per_task(rl, per_task)
+    assert oracles.tolist() == [-2.0, -3.0]
+    pearl = np.stack([np.full(shape[1:], -1.0), np.full(shape[1:], -5.0)])  # +1 on arm 0, -2 on arm 1
+    over = bench.margin_over_oracle([pearl, pearl], [oracles, oracles], [["loaded", "remote"], ["loaded", None]])
+    assert over["mean"] == pytest.approx([-0.5, -0.5])
+    assert over["by_kind"] == {"loaded": pytest.approx([1.0, 1.0]), "remote": pytest.approx([-2.0, -2.0])}
+    assert over["stderr"][0] == pytest.approx(np.std([1, -2, 1, -2], ddof=1) / 2)
 
 
 def test_margin_over_scripted_is_paired_on_goal_sequences_pooled_over_seeds():
