@@ -57,9 +57,8 @@ def plot(result: dict[str, Any], path: str | os.PathLike[str]) -> None:
     gap = _values(result["gap_closed_per_episode"])
     gap_err = np.nan_to_num(_values(result["gap_closed_stderr_per_episode"]))
     gap_ax.errorbar(episodes, gap, yerr=gap_err, color="C0", marker="o", lw=2, capsize=3, label="PEARL, mean of seeds")
-    if "gap_closed_pooled_per_episode" in result:  # results written before the pooled figure lack it
-        pooled = _values(result["gap_closed_pooled_per_episode"])
-        gap_ax.plot(episodes, pooled, color="C1", marker="s", lw=1.5, label="PEARL, pooled over seeds")
+    pooled = _values(result["gap_closed_pooled_per_episode"])
+    gap_ax.plot(episodes, pooled, color="C1", marker="s", lw=1.5, label="PEARL, pooled over seeds")
     gap_ax.axhline(1.0, color="0.3", lw=1, label="best oracle")
     gap_ax.axhline(0.9, color="C2", lw=1, ls=":", label="target 0.9")
     gap_ax.axhline(0.0, color="C3", lw=1, ls="--", label="DR-SAC")
