@@ -20,7 +20,8 @@ lint: $(STAMP)
 	$(BIN)/ruff check pearl_robot tests benchmarks
 
 test: $(STAMP) lint
-	CI=$${CI:-true} $(BIN)/python -m pytest -q tests
+	# two workers: much of the suite waits on real time (20 Hz loops, pty latency), so it halves the wall time
+	CI=$${CI:-true} $(BIN)/python -m pytest -q -n 2 tests
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py

@@ -57,42 +57,43 @@ def test_hello_needs_no_session() -> None:
     assert request.op == "hello" and request.sid is None and request.client == "lab-pc"
 
 
-@pytest.mark.parametrize(
-    "frame, code",
-    [
-        (b"", wire.MALFORMED),
-        (b"\xc1", wire.MALFORMED),  # a msgpack byte that is never valid
-        (b"\x93\x01\x02", wire.MALFORMED),  # truncated array
-        (msgpack.packb([1, "write", 7]), wire.MALFORMED),  # not a map
-        (msgpack.packb({"op": "write", "seq": 1}), wire.MALFORMED),  # no version
-        (msgpack.packb({"v": "1", "op": "ping", "seq": 1}), wire.MALFORMED),
-        (msgpack.packb(good_write(v=2)), wire.VERSION),
-        (msgpack.packb(good_write(v=0)), wire.VERSION),
-        (msgpack.packb(good_write(op="explode")), wire.BAD_OP),
-        (msgpack.packb(good_write(op=b"write")), wire.BAD_OP),
-        (msgpack.packb(good_write(seq=True)), wire.MALFORMED),
-        (msgpack.packb(good_write(seq=-1)), wire.MALFORMED),
-        (msgpack.packb(good_write(seq=2.0)), wire.MALFORMED),
-        (msgpack.packb(good_write(seq=2**63)), wire.MALFORMED),
-        (msgpack.packb(good_write(t=float("nan"))), wire.MALFORMED),
-        (msgpack.packb(good_write(t="now")), wire.MALFORMED),
-        (msgpack.packb(good_write(sid=b"short")), wire.MALFORMED),
-        (msgpack.packb(good_write(sid="x" * 16)), wire.MALFORMED),
-        (msgpack.packb({k: v for k, v in good_write().items() if k != "sid"}), wire.MALFORMED),
-        (msgpack.packb(good_write(q=[0.0] * N)), wire.MALFORMED),  # a list, not bin
-        (msgpack.packb(good_write(q=b"\x00" * 8 * (N - 1))), wire.INVALID),
-        (msgpack.packb(good_write(q=b"\x00" * (8 * N + 1))), wire.INVALID),
-        (msgpack.packb(good_write(q=wire.encode_array(np.array([0, 0, np.nan, 0, 0])))), wire.INVALID),
-        (msgpack.packb(good_write(q=wire.encode_array(np.array([0, 0, 0, np.inf, 0])))), wire.INVALID),
-        (msgpack.packb(good_write(ttl=0)), wire.MALFORMED),
-        (msgpack.packb(good_write(ttl=-1.0)), wire.MALFORMED),
-        (msgpack.packb(good_write(ttl=1e9)), wire.MALFORMED),
-        (msgpack.packb({k: v for k, v in good_write().items() if k != "ttl"}), wire.MALFORMED),
-        (msgpack.packb({**good_write(), "op": "hello", "client": "x" * 65}), wire.MALFORMED),
-        (msgpack.packb({1: 2}), wire.MALFORMED),  # non-string keys
-        (msgpack.packb(good_write()) + b"\x00", wire.MALFORMED),  # trailing bytes
-    ],
-)
+# the frames hold a timestamp: ids by position and code, so every collection (one per xdist worker) agrees
+BAD_FRAMES = [
+    (b"", wire.MALFORMED),
+    (b"\xc1", wire.MALFORMED),  # a msgpack byte that is never valid
+    (b"\x93\x01\x02", wire.MALFORMED),  # truncated array
+    (msgpack.packb([1, "write", 7]), wire.MALFORMED),  # not a map
+    (msgpack.packb({"op": "write", "seq": 1}), wire.MALFORMED),  # no version
+    (msgpack.packb({"v": "1", "op": "ping", "seq": 1}), wire.MALFORMED),
+    (msgpack.packb(good_write(v=2)), wire.VERSION),
+    (msgpack.packb(good_write(v=0)), wire.VERSION),
+    (msgpack.packb(good_write(op="explode")), wire.BAD_OP),
+    (msgpack.packb(good_write(op=b"write")), wire.BAD_OP),
+    (msgpack.packb(good_write(seq=True)), wire.MALFORMED),
+    (msgpack.packb(good_write(seq=-1)), wire.MALFORMED),
+    (msgpack.packb(good_write(seq=2.0)), wire.MALFORMED),
+    (msgpack.packb(good_write(seq=2**63)), wire.MALFORMED),
+    (msgpack.packb(good_write(t=float("nan"))), wire.MALFORMED),
+    (msgpack.packb(good_write(t="now")), wire.MALFORMED),
+    (msgpack.packb(good_write(sid=b"short")), wire.MALFORMED),
+    (msgpack.packb(good_write(sid="x" * 16)), wire.MALFORMED),
+    (msgpack.packb({k: v for k, v in good_write().items() if k != "sid"}), wire.MALFORMED),
+    (msgpack.packb(good_write(q=[0.0] * N)), wire.MALFORMED),  # a list, not bin
+    (msgpack.packb(good_write(q=b"\x00" * 8 * (N - 1))), wire.INVALID),
+    (msgpack.packb(good_write(q=b"\x00" * (8 * N + 1))), wire.INVALID),
+    (msgpack.packb(good_write(q=wire.encode_array(np.array([0, 0, np.nan, 0, 0])))), wire.INVALID),
+    (msgpack.packb(good_write(q=wire.encode_array(np.array([0, 0, 0, np.inf, 0])))), wire.INVALID),
+    (msgpack.packb(good_write(ttl=0)), wire.MALFORMED),
+    (msgpack.packb(good_write(ttl=-1.0)), wire.MALFORMED),
+    (msgpack.packb(good_write(ttl=1e9)), wire.MALFORMED),
+    (msgpack.packb({k: v for k, v in good_write().items() if k != "ttl"}), wire.MALFORMED),
+    (msgpack.packb({**good_write(), "op": "hello", "client": "x" * 65}), wire.MALFORMED),
+    (msgpack.packb({1: 2}), wire.MALFORMED),  # non-string keys
+    (msgpack.packb(good_write()) + b"\x00", wire.MALFORMED),  # trailing bytes
+]
+
+
+@pytest.mark.parametrize("frame, code", BAD_FRAMES, ids=[f"{i:02d}-{code}" for i, (_, code) in enumerate(BAD_FRAMES)])
 def test_bad_frames_are_refused_with_a_code(frame: bytes, code: str) -> None:
     assert refused(frame).code == code
 
