@@ -19,8 +19,8 @@ demo: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check pearl_robot tests benchmarks
 
+# two pytest workers: much of the suite waits on real time (20 Hz loops, pty latency), so it halves the wall time
 test: $(STAMP) lint
-	# two workers: much of the suite waits on real time (20 Hz loops, pty latency), so it halves the wall time
 	CI=$${CI:-true} $(BIN)/python -m pytest -q -n 2 tests
 
 bench: $(STAMP)
