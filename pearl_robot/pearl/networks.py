@@ -102,24 +102,66 @@ class EnsembleMLP(nn.Module):
             self.biases.append(nn.Parameter(bias))
         self.size, self.in_dim, self.out_dim = size, in_dim, out_dim
 
-    def forward(self, x: torch.Tensor, detach_params: bool = False) -> torch.Tensor:
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``x``: ``[M, in]`` (the same input to every member) or ``[size, M, in]``; returns
-        ``[size, M, out]``. ``detach_params``: gradients reach ``x`` but not the weights (used where a
-        loss must only train what feeds the critics, e.g. the policy through dQ/da)."""
+        ``[size, M, out]``."""
         if x.dim() == 2:
             x = x.unsqueeze(0).expand(self.size, -1, -1)
         n = len(self.weights)
         for i, (w, b) in enumerate(zip(self.weights, self.biases)):
-            if detach_params:
-                w, b = w.detach(), b.detach()
             x = torch.baddbmm(b, x, w)
             if i < n - 1:
                 x = F.relu(x, inplace=True)
         return x
 
+    def min_over_members(self, x: torch.Tensor) -> torch.Tensor:
+        """min over the members of ``forward(x)``, ``[M, out]``, with gradients reaching ``x`` but never
+        the weights (the policy's dQ/da must not train Q). The same values and gradient as
+        ``torch.minimum`` of the members, but the backward runs each row through its minimum member
+        alone: the other member's gradient there is zero, so half the backward GEMMs of the plain path
+        are skipped. Ties (which torch.minimum splits in half) go to member 0. Two members only."""
+        if self.size != 2:
+            raise ValueError(f"min_over_members needs 2 members, this ensemble has {self.size}")
+        params = [t.detach() for pair in zip(self.weights, self.biases) for t in pair]
+        return _MinMemberInputGrad.apply(x, *params)
+
     def member_state(self, k: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """Member ``k``'s layers as (weight ``[in, out]``, bias ``[out]``)."""
         return [(w[k], b[k, 0]) for w, b in zip(self.weights, self.biases)]
+
+
+class _MinMemberInputGrad(torch.autograd.Function):
+    """Forward: the two members on ``x`` ``[M, in]``, kept ReLU outputs, the row-wise minimum. Backward:
+    the input gradient through the minimum member of each row (rows gathered per member)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, *params: torch.Tensor) -> torch.Tensor:
+        weights, biases = params[0::2], params[1::2]
+        n = len(weights)
+        h = x.unsqueeze(0).expand(2, -1, -1)
+        activations = []
+        for i, (w, b) in enumerate(zip(weights, biases)):
+            h = torch.baddbmm(b, h, w)
+            if i < n - 1:
+                h = h.relu_()
+                activations.append(h)
+        second = h[1] < h[0]  # [M, out]: member 1 is the minimum
+        ctx.save_for_backward(second, *activations, *weights)
+        return torch.where(second, h[1], h[0])
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        second, *rest = ctx.saved_tensors
+        n = (len(rest) + 1) // 2
+        activations, weights = rest[: n - 1], rest[n - 1 :]
+        picks = second.squeeze(-1)
+        dx = grad.new_empty(grad.shape[0], weights[0].shape[1])
+        for k, rows in enumerate((torch.nonzero(~picks).squeeze(-1), torch.nonzero(picks).squeeze(-1))):
+            d = grad.index_select(0, rows).mm(weights[-1][k].t())
+            for i in range(n - 2, -1, -1):
+                d = d.masked_fill_(activations[i][k].index_select(0, rows) <= 0, 0.0).mm(weights[i][k].t())
+            dx.index_copy_(0, rows, d)
+        return (dx, *([None] * (2 * n)))
 
 
 def tanh_log_det_jacobian(pre_tanh: torch.Tensor) -> torch.Tensor:

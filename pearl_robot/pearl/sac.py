@@ -16,7 +16,8 @@ min Q - alpha log pi and the policy loss mean(alpha log pi - min Q) + regularise
 Every network is evaluated once per step, with all ``T * B`` rows in one forward: the encoder once over
 all ``T * N`` context rows, Q1 and Q2 together (an ensemble of 2: one ``baddbmm`` per layer) on the
 buffer actions, and once more on the policy's actions with the Q weights detached (so the policy's dQ/da
-reaches the policy but never trains Q). All losses share one backward pass and one Adam step.
+reaches the policy but never trains Q; that pass's backward runs each row through its minimum member only,
+``EnsembleMLP.min_over_members``). All losses share one backward pass and one Adam step.
 
 Detach points: the encoder gets gradients from the Q loss and the KL only; V, the policy and the Q pass
 on the policy's actions see z detached. The reference takes the Q step before computing min Q on the new
@@ -146,8 +147,7 @@ class SoftActorCritic:
         # 4.-5. V and policy see z detached; the Q pass on the policy's actions trains neither Q nor the encoder
         obs_z = torch.cat([obs, z_detached], dim=-1)
         new_actions, policy_mean, policy_log_std, log_pi, _ = agent.policy(obs_z, generator=self.generator)
-        q_new = agent.qf(torch.cat([obs, new_actions, z_detached], dim=-1), detach_params=True)
-        min_q_new = torch.minimum(q_new[0], q_new[1])
+        min_q_new = agent.qf.min_over_members(torch.cat([obs, new_actions, z_detached], dim=-1))
         v_pred = agent.vf(obs_z)
         if self.learned_temperature:
             alpha = self.log_alpha.detach().exp()

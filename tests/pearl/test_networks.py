@@ -1,5 +1,5 @@
-"""Networks: the twin-Q ensemble equals two separate MLPs, detached-parameter passes, the tanh-Gaussian
-policy's log-prob, and the reference initialization."""
+"""Networks: the twin-Q ensemble equals two separate MLPs, the min-member pass on the policy's actions,
+the tanh-Gaussian policy's log-prob, and the reference initialization."""
 
 from __future__ import annotations
 
@@ -39,13 +39,48 @@ def test_ensemble_is_independent_mlps_in_one_pass():
     assert not torch.allclose(out[0], out[1])
 
 
-def test_detached_parameters_pass_gradients_to_the_input_only():
+def _plain_min(ens: EnsembleMLP, x: torch.Tensor) -> torch.Tensor:
+    """The straightforward path: both members through autograd with the weights detached, torch.minimum."""
+    members = [_member_forward_detached(ens, k, x) for k in range(ens.size)]
+    return torch.minimum(members[0], members[1])
+
+
+def _member_forward_detached(ens: EnsembleMLP, k: int, x: torch.Tensor) -> torch.Tensor:
+    layers = [(w.detach(), b.detach()) for w, b in ens.member_state(k)]
+    for i, (w, b) in enumerate(layers):
+        x = x @ w + b
+        if i < len(layers) - 1:
+            x = F.relu(x)
+    return x
+
+
+@pytest.mark.parametrize("last_bias_of_member_1", [0.0, -100.0, 100.0], ids=["mixed", "all-member-1", "all-member-0"])
+def test_min_over_members_matches_the_plain_minimum_and_trains_no_weight(last_bias_of_member_1):
     torch.manual_seed(0)
-    ens = EnsembleMLP(2, 4, [8, 8], 1)
-    x = torch.randn(10, 4, requires_grad=True)
-    ens(x, detach_params=True).sum().backward()
-    assert x.grad is not None and x.grad.abs().sum() > 0
+    ens = EnsembleMLP(2, 7, [32, 32, 32], 1)
+    x = torch.randn(300, 7, requires_grad=True)
+    with torch.no_grad():  # "mixed": member 1 shifted so it is the lower one on half the rows; else far off
+        q = ens(x)
+        ens.biases[-1][1].sub_((q[1] - q[0]).median()).add_(last_bias_of_member_1)
+    grad_out = torch.randn(300, 1)
+    fast = ens.min_over_members(x)
+    (fast_grad,) = torch.autograd.grad(fast, x, grad_out)
+    plain = _plain_min(ens, x)
+    (plain_grad,) = torch.autograd.grad(plain, x, grad_out)
+    torch.testing.assert_close(fast, plain)
+    torch.testing.assert_close(fast_grad, plain_grad)
+    with torch.no_grad():
+        q = ens(x)
+    share_of_member_1 = (q[1] < q[0]).float().mean().item()
+    expected = {-100.0: (1.0, 1.0), 100.0: (0.0, 0.0), 0.0: (0.4, 0.6)}[last_bias_of_member_1]
+    assert expected[0] <= share_of_member_1 <= expected[1]  # "mixed": the gathered backward runs both ways
+    ens.min_over_members(x).sum().backward()
     assert all(p.grad is None for p in ens.parameters())
+
+
+def test_min_over_members_needs_twin_members():
+    with pytest.raises(ValueError, match="2 members"):
+        EnsembleMLP(3, 4, [8], 1).min_over_members(torch.randn(5, 4))
 
 
 def test_default_initialization_uses_the_true_fan_in():
