@@ -119,9 +119,12 @@ class EnsembleMLP(nn.Module):
         the weights (the policy's dQ/da must not train Q). The same values and gradient as
         ``torch.minimum`` of the members, but the backward runs each row through its minimum member
         alone: the other member's gradient there is zero, so half the backward GEMMs of the plain path
-        are skipped. Ties (which torch.minimum splits in half) go to member 0. Two members only."""
-        if self.size != 2:
-            raise ValueError(f"min_over_members needs 2 members, this ensemble has {self.size}")
+        are skipped. Ties (which torch.minimum splits in half) go to member 0. Two members of one output
+        (the twin Q functions) only."""
+        if self.size != 2 or self.out_dim != 1:
+            raise ValueError(
+                f"min_over_members needs 2 members of 1 output, this ensemble has {self.size} of {self.out_dim}"
+            )
         params = [t.detach() for pair in zip(self.weights, self.biases) for t in pair]
         return _MinMemberInputGrad.apply(x, *params)
 

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import yaml
 from calibration_helpers import HIDDEN_DIRECTIONS, HIDDEN_OFFSETS_TICKS, TICK, CliRun
+from waiting import eventually
 
 from pearl_robot import open_robot
 from pearl_robot.adapt.policy import family_for
@@ -114,11 +115,8 @@ def test_calibrate_joints_cli_with_a_calibration_pose(virtual_bus, run_cli, tmp_
     calibrate_on_the_cli(virtual_bus, run_cli, tmp_path, noise_ticks=2, pose=np.array([0.3, -0.5, 0.4, 0.2, 0.0]))
 
 
-def wait_until(condition, timeout_s: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, "the hand did not get there"
-        time.sleep(0.005)
+def wait_until(condition) -> None:
+    assert eventually(condition, timeout_s=5.0), "the hand did not get there"
 
 
 def test_the_hand_follows_the_led_cues(start_virtual_bus):

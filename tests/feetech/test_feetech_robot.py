@@ -7,6 +7,7 @@ import time
 
 import numpy as np
 import pytest
+from waiting import eventually
 
 from pearl_robot import open_robot
 from pearl_robot.calibrate.model import Calibration, JointCalibration
@@ -66,16 +67,6 @@ def make_robot(spec, tmp_path):
 
 def servo_values(bus, name):
     return [int(v) for v in bus.observe(name)]
-
-
-def eventually(predicate, timeout_s=2.0):
-    """SYNC WRITE has no reply: the bus applies it a moment after the client returns."""
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.005)
-    return True
 
 
 def test_the_hardware_file_picks_the_feetech_backend(make_bus, make_robot):

@@ -40,18 +40,9 @@ def test_ensemble_is_independent_mlps_in_one_pass():
 
 
 def _plain_min(ens: EnsembleMLP, x: torch.Tensor) -> torch.Tensor:
-    """The straightforward path: both members through autograd with the weights detached, torch.minimum."""
-    members = [_member_forward_detached(ens, k, x) for k in range(ens.size)]
-    return torch.minimum(members[0], members[1])
-
-
-def _member_forward_detached(ens: EnsembleMLP, k: int, x: torch.Tensor) -> torch.Tensor:
-    layers = [(w.detach(), b.detach()) for w, b in ens.member_state(k)]
-    for i, (w, b) in enumerate(layers):
-        x = x @ w + b
-        if i < len(layers) - 1:
-            x = F.relu(x)
-    return x
+    """The straightforward path: both members through autograd, torch.minimum (the callers take the
+    gradient with respect to ``x`` only)."""
+    return torch.minimum(_member_forward(ens, 0, x), _member_forward(ens, 1, x))
 
 
 @pytest.mark.parametrize("last_bias_of_member_1", [0.0, -100.0, 100.0], ids=["mixed", "all-member-1", "all-member-0"])
@@ -78,9 +69,11 @@ def test_min_over_members_matches_the_plain_minimum_and_trains_no_weight(last_bi
     assert all(p.grad is None for p in ens.parameters())
 
 
-def test_min_over_members_needs_twin_members():
-    with pytest.raises(ValueError, match="2 members"):
+def test_min_over_members_needs_twin_members_of_one_output():
+    with pytest.raises(ValueError, match="2 members of 1 output"):
         EnsembleMLP(3, 4, [8], 1).min_over_members(torch.randn(5, 4))
+    with pytest.raises(ValueError, match="has 2 of 3"):
+        EnsembleMLP(2, 4, [8], 3).min_over_members(torch.randn(5, 4))
 
 
 def test_default_initialization_uses_the_true_fan_in():

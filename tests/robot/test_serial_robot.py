@@ -7,6 +7,7 @@ import time
 
 import numpy as np
 import pytest
+from waiting import eventually
 
 from pearl_robot import open_robot
 from pearl_robot.calibrate.model import Calibration, JointCalibration
@@ -60,16 +61,6 @@ def make_robot(spec, identity_calibration):
 
 def servo_values(bus, name):
     return [s.get(name) for s in bus.servos]
-
-
-def eventually(predicate, timeout_s=2.0):
-    """SYNC WRITE has no reply: the bus applies it a moment after the client returns."""
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.005)
-    return True
 
 
 def run_episode(robot, steps, amplitude=0.15, check=None):
