@@ -105,14 +105,19 @@ class ServoBusRobot(Robot):
         )
 
     def _measure_round_trip(self) -> None:
-        """Ping every servo with a generous deadline and derive the deadlines from what came back."""
+        """Ping every servo with a generous deadline and derive the deadlines from what came back. Too
+        late for a cycle is refused only if a second measurement says so too: on a busy host one
+        reply can be held up by the scheduler, an adapter that is too slow is slow every time."""
         bus = self.bus
+        refused_s = MAX_LATENESS_SHARE * self.spec.period_s
         try:
             measured = bus.measure_latency(self.ids, pings=3)
+            if measured.lateness_max_s > refused_s:
+                measured = bus.measure_latency(self.ids, pings=3)
         except CommError as exc:
             raise RobotFault(self._no_answer_text(self.ids[0], exc, every=True)) from None
         late_ms = measured.lateness_max_s * 1e3
-        if measured.lateness_max_s > MAX_LATENESS_SHARE * self.spec.period_s:
+        if measured.lateness_max_s > refused_s:
             raise RobotFault(
                 f"{self.device}: servos answer, but up to {late_ms:.1f} ms late: no room for a "
                 f"{self.spec.control_rate_hz:g} Hz control cycle; {self._lateness_advice()}"

@@ -8,10 +8,12 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 
 import numpy as np
 import pytest
+from waiting import eventually
 
 from pearl_robot import open_robot
 from pearl_robot.bench.serial import late_replies_run
@@ -96,6 +98,26 @@ def test_replies_later_than_any_cycle_allows_say_so(make_bus, spec):
     bus = make_bus(physics=False, return_delay_time=0, adapter_latency_ms=45.0)
     with pytest.raises(RobotFault, match=r"answer, but up to \d+\.\d ms late: no room for a 20 Hz control cycle"):
         SerialRobot(spec, bus.device_path).connect()
+
+
+def test_one_reply_held_up_at_connect_is_measured_again_not_refused(make_bus, spec):
+    """A busy host delays one ping's reply past what a cycle allows: the connect measures again and
+    goes on; the deadlines follow the second measurement."""
+    bus = make_bus(physics=False, return_delay_time=0, adapter_latency_ms=16.0)
+    bus.set_faults(reply_latency_s=0.030)  # 16 + 30 ms: more than the 30 ms a 20 Hz cycle has room for
+
+    def clear_after_the_first_ping():
+        assert eventually(lambda: bus.stats["instructions"] >= 1, timeout_s=10.0)
+        bus.set_faults(reply_latency_s=0.0)
+
+    clearer = threading.Thread(target=clear_after_the_first_ping)
+    robot = SerialRobot(spec, bus.device_path)
+    clearer.start()
+    with robot:
+        clearer.join()
+        assert bus.stats["instructions"] >= 2 * 3 * spec.num_joints  # two rounds of 3 pings per servo
+        assert 14.0 < robot.bus_latency_ms < 30.0  # the adapter's 16 ms, not the held-up reply
+        assert np.all(np.isfinite(robot.read().position))
 
 
 def test_no_reply_at_all_says_power_wiring_id_baud(make_bus, spec):
