@@ -5,6 +5,11 @@ returns (a SYNC WRITE has no reply; a loaded machine delays the bus thread). Sha
 import time
 from collections.abc import Callable
 
+# Bring-up scans wait this long per baud rate for a broadcast ping's answers, not the commands' default
+# (long enough for every id). A pty answers in well under a millisecond, but a loaded machine can hold up
+# the virtual bus's thread for tens of milliseconds: at 20 ms, a servo was missed in CI.
+FAST_SCAN = ["--scan-wait-ms", "100"]
+
 
 def eventually(predicate: Callable[[], bool], timeout_s: float = 2.0) -> bool:
     """True as soon as ``predicate()`` holds, False if it still does not after ``timeout_s``."""

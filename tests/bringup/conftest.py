@@ -3,12 +3,11 @@
 import json
 
 import pytest
+from waiting import FAST_SCAN
 
 from pearl_robot.dynamixel.control_table import XM430_W350
 from pearl_robot.robot.spec import load_spec
 from pearl_robot.virtual import IdealPlant, VirtualServo, VirtualServoBus
-
-FAST = ["--scan-wait-ms", "20"]  # a pty answers a broadcast ping in well under a millisecond
 
 
 @pytest.fixture
@@ -50,7 +49,7 @@ def doctor(cli):
 
     def run(bus, *options, robot=None):
         robot = robot or f"{bus.address}?timeout_margin_ms=20"
-        code, out, err = cli("doctor", "--robot", robot, "--json", *FAST, "--cycles", 50, *options)
+        code, out, err = cli("doctor", "--robot", robot, "--json", *FAST_SCAN, "--cycles", 50, *options)
         assert out, err
         return code, json.loads(out)
 

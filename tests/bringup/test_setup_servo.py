@@ -1,11 +1,11 @@
 """``pearl-robot setup-servo`` on a bench bus of loose virtual servos, through a real pty."""
 
 import pytest
+from waiting import FAST_SCAN
 
 from pearl_robot.dynamixel.bus import CommError, DynamixelBus
 from pearl_robot.dynamixel.control_table import XL430_W250
 
-FAST = ["--scan-wait-ms", "20"]
 FACTORY = 1  # Baud Rate code 1: 57600, how a new servo comes as id 1
 
 
@@ -19,7 +19,7 @@ def pings(bus, servo_id, baud):
 
 def test_a_new_servo_gets_its_id_and_baud_rate(make_servos, cli):
     bus = make_servos((1, FACTORY))
-    code, out, err = cli("setup-servo", "--robot", bus.address, "--id", 11, "--baud", 1_000_000, "--yes", *FAST)
+    code, out, err = cli("setup-servo", "--robot", bus.address, "--id", 11, "--baud", 1_000_000, "--yes", *FAST_SCAN)
     assert code == 0, err
     assert "found XM430-W350" in out and "id 1 at 57600" in out and "id 11 at 1000000" in out
     servo = bus.servos[0]
@@ -27,23 +27,23 @@ def test_a_new_servo_gets_its_id_and_baud_rate(make_servos, cli):
     assert pings(bus, 11, 1_000_000) == 1020
     assert pings(bus, 11, 57_600) is None and pings(bus, 1, 57_600) is None
 
-    code, out, err = cli("setup-servo", "--robot", bus.address, "--id", 11, "--yes", *FAST)  # baud: the YAML's
+    code, out, err = cli("setup-servo", "--robot", bus.address, "--id", 11, "--yes", *FAST_SCAN)  # baud: the YAML's
     assert code == 0 and out.splitlines()[-1].startswith("already: id 11 at 1000000")
 
 
 def test_only_the_baud_rate_or_only_the_id_changes(make_servos, cli):
     bus = make_servos((12, FACTORY))
-    code, out, _ = cli("setup-servo", "--robot", bus.address, "--id", 12, "--baud", 4_500_000, "--yes", *FAST)
+    code, out, _ = cli("setup-servo", "--robot", bus.address, "--id", 12, "--baud", 4_500_000, "--yes", *FAST_SCAN)
     assert code == 0 and "baud_rate 57600 -> 4500000" in out and "id 12: id" not in out
     assert pings(bus, 12, 4_500_000) == 1020
-    code, out, _ = cli("setup-servo", "--robot", bus.address, "--id", 13, "--baud", 4_500_000, "--yes", *FAST)
+    code, out, _ = cli("setup-servo", "--robot", bus.address, "--id", 13, "--baud", 4_500_000, "--yes", *FAST_SCAN)
     assert code == 0 and "id 12 -> 13" in out and "baud_rate" not in out
     assert bus.servos[0].id == 13
 
 
 def test_several_servos_are_a_clear_error(make_bus, cli):
     bus = make_bus(servo_baud_rates=[1_000_000] * 4 + [57_600])
-    code, out, err = cli("setup-servo", "--robot", bus.address, "--id", 11, "--yes", *FAST)
+    code, out, err = cli("setup-servo", "--robot", bus.address, "--id", 11, "--yes", *FAST_SCAN)
     assert code == 1 and err.count("\n") == 1 and "several servos answer" in err
     assert "id 11 at 1000000 (XM430-W350)" in err and "id 15 at 57600" in err
     assert "connect only the one" in err
@@ -52,7 +52,7 @@ def test_several_servos_are_a_clear_error(make_bus, cli):
 
 def test_no_servo_is_a_clear_error(make_servos, cli):
     bus = make_servos()
-    code, out, err = cli("setup-servo", "--robot", bus.address, "--id", 11, "--yes", *FAST)
+    code, out, err = cli("setup-servo", "--robot", bus.address, "--id", 11, "--yes", *FAST_SCAN)
     assert code == 1 and err.count("\n") == 1 and "no servo answers" in err
 
 
@@ -67,10 +67,10 @@ def test_bad_targets_are_refused_before_touching_the_bus(cli, servo_id, baud, me
 
 def test_nothing_is_written_unconfirmed_or_against_the_yaml(make_servos, cli):
     bus = make_servos((1, FACTORY))
-    code, out, err = cli("setup-servo", "--robot", bus.address, "--id", 11, *FAST)  # CI: nobody to ask
+    code, out, err = cli("setup-servo", "--robot", bus.address, "--id", 11, *FAST_SCAN)  # CI: nobody to ask
     assert code == 1 and "not confirmed" in err.splitlines()[-1] and bus.servos[0].id == 1
 
     bus = make_servos((1, FACTORY, XL430_W250))
-    code, out, err = cli("setup-servo", "--robot", bus.address, "--id", 11, "--yes", *FAST)
+    code, out, err = cli("setup-servo", "--robot", bus.address, "--id", 11, "--yes", *FAST_SCAN)
     assert code == 1 and err.count("\n") == 1 and "is a XM430-W350; this is a XL430-W250" in err
     assert bus.servos[0].id == 1

@@ -5,13 +5,12 @@ import json
 
 import pytest
 import yaml
+from waiting import FAST_SCAN
 
 from pearl_robot.feetech.control_table import STS3215
 from pearl_robot.robot.spec import load_spec
 from pearl_robot.virtual import IdealPlant, VirtualFeetechBus
 from pearl_robot.virtual.feetech_servo import VirtualFeetechServo
-
-FAST = ["--scan-wait-ms", "20"]  # a pty answers a broadcast ping in well under a millisecond
 
 
 @pytest.fixture
@@ -79,7 +78,7 @@ def doctor(cli):
 
     def run(bus, *options, hardware="so101"):
         robot = f"{bus.address}?timeout_margin_ms=20"
-        argv = ("doctor", "--robot", robot, "--hardware", hardware, "--json", *FAST, "--cycles", 50, *options)
+        argv = ("doctor", "--robot", robot, "--hardware", hardware, "--json", *FAST_SCAN, "--cycles", 50, *options)
         code, out, err = cli(*argv)
         assert out, err
         return code, json.loads(out)
